@@ -1,0 +1,64 @@
+"""Run the lesson notebook headlessly at full size and save it, executed, with the images it makes.
+
+Each run writes into a new folder, lesson_output/run-YYYYmmdd-HHMMSS/, so earlier runs are never
+overwritten. Pass --notebook to run another notebook from nbs/ the same way.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def new_output_dir(parent: Path) -> Path:
+    "Create a new, empty run folder under `parent`."
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        candidate = parent / (f"run-{stamp}" if n == 0 else f"run-{stamp}-{n}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: could not create a new run folder")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebook", default="04_representations.ipynb", help="notebook in nbs/ to run (default: the lesson)")
+    parser.add_argument("--output", type=Path, default=ROOT / "lesson_output", help="parent folder for the new run folder")
+    args = parser.parse_args()
+
+    source = ROOT / "nbs" / args.notebook
+    if not source.is_file():
+        print(f"error: {source}: notebook not found", file=sys.stderr)
+        return 2
+    out_dir = new_output_dir(args.output.resolve())
+    os.environ["TGLCOURSE_OUTPUT_DIR"] = str(out_dir)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    from execnb.shell import CaptureShell  # imported late: it is a dev dependency, installed by tools/setup_env.sh
+
+    print(f"Running {source.relative_to(ROOT)} at full size; outputs go to {out_dir}", flush=True)
+    start = time.time()
+    executed = out_dir / source.name
+    cwd = os.getcwd()
+    os.chdir(source.parent)  # the notebooks refer to ../images
+    try:
+        CaptureShell().execute(source, executed, exc_stop=True)
+    except Exception as e:
+        print(f"error: the notebook failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        os.chdir(cwd)
+    print(f"Done in {time.time() - start:.0f} s. Executed notebook: {executed}")
+    for path in sorted(out_dir.iterdir()):
+        if path != executed:
+            print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
