@@ -13,7 +13,9 @@ statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Produ
 license_name, license_classifier = licenses[cfg["license"]]
 
 requirements = cfg.get("requirements", "").split()
-dev_requirements = cfg.get("dev_requirements", "").split()
+extras = {key.removeprefix("extra_requirements_"): value.split()
+          for key, value in cfg.items() if key.startswith("extra_requirements_")}
+dev_requirements = cfg.get("dev_requirements", "").split() + sorted({r for reqs in extras.values() for r in reqs})
 console_scripts = cfg.get("console_scripts", "").split()
 
 readme = Path(__file__).parent / "README.md"
@@ -40,7 +42,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f">={cfg['min_python']}",
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require={**extras, "dev": dev_requirements},
     entry_points={"console_scripts": console_scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )
