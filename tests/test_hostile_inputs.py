@@ -146,3 +146,18 @@ def test_decoder_fuzz_raises_only_project_error(tmp_path, data):
         assert "fuzz.img" in str(e)
     else:
         assert image.mode == "RGB"
+
+
+def test_image_index_on_corpus(corpus, tmp_path):
+    "ImageIndex embeds every decodable corpus file and skips the rest, naming each with a reason."
+    from tglcourse.search import ImageIndex
+    folder = next(iter(corpus.values())).path.parent
+    index = ImageIndex(folder, index_path=tmp_path / "index.sqlite")
+    report = index.update(quiet=True)
+    skipped = {path for path, _ in report.skipped}
+    assert skipped == {c.path.name for c in corpus.values() if not c.decodable}
+    assert set(report.embedded) == {c.path.name for c in corpus.values() if c.decodable}
+    for path, reason in report.skipped:
+        assert reason.strip(), path
+    tiny = corpus["1x1 png"].path
+    assert index.search(tiny, k=1)[0][0].name == tiny.name  # a 1x1 image is upsampled, embedded and found
