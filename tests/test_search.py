@@ -495,7 +495,8 @@ def test_command_errors(tmp_path):
     assert "image folder not found" in missing.stderr
     no_index = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", tmp_path)
     assert no_index.returncode == 1
-    assert "index file not found" in no_index.stderr
+    assert "no index found" in no_index.stderr
+    assert "--folder" in no_index.stderr
     usage = run_tglcourse("search")
     assert usage.returncode == 2
     assert "the following arguments are required: query" in usage.stderr
