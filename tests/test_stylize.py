@@ -1,5 +1,6 @@
 """`stylize`, the `tglcourse stylize` command and the StylePanel: one implementation, provenance end to end."""
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -163,3 +164,22 @@ def test_in_memory_image_warns_every_time():
     assert len(in_memory) == 2  # nothing identifies an unnamed image, so each run warns again
     assert "an image in memory (content image)" in str(in_memory[0].message)
     assert result.provenance.sources["content"].file == ""
+
+
+def test_command_ctrl_c_saves_image_so_far(tmp_path):
+    out = tmp_path / "partial.png"
+    command = [TGLCOURSE, "stylize", str(CONTENT), str(STYLE), "-o", str(out), "--size", "48", "--steps", "400"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=OFFLINE_ENV)
+    try:
+        for line in process.stdout:
+            if line.startswith("step 1/400"):
+                process.send_signal(signal.SIGINT)    # what Ctrl-C sends
+                break
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "saved the image so far" in stderr
+    record = read_provenance(out)
+    assert record.settings["interrupted"] is True
+    assert 1 <= record.settings["steps_done"] < 400
