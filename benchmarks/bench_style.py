@@ -9,10 +9,10 @@ with its parameters left trainable, as `torchvision.models.vgg16().features` com
 gradients are computed and thrown away.
 
 Each variant runs in its own subprocess so that its peak memory (maximum resident set size) is its
-own. The script prints seconds per step, achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode),
-a float32 matrix-multiply peak measured in the same run, the resident memory before the timed steps
-and its peak increase during them (sampled every 5 ms), the loss values of each variant at step 2
-(they must agree), and the speed-up ratios.
+own. The script prints seconds per step and the achieved GFLOP/s, with FLOPs counted by torch's
+FlopCounterMode, beside a float32 matrix-multiply peak measured in the same run. It also prints the
+resident memory before the timed steps and its peak increase during them, sampled every 5 ms. Last come
+the loss values of each variant at step 2, which must agree, and the speed-up ratios.
 
     python benchmarks/bench_style.py [--steps 3] [--size 512]
 """

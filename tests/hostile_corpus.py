@@ -1,6 +1,6 @@
 """Build the corpus of awkward and broken image files that every image entry point is tested against.
 
-`build_corpus(folder)` writes the files and returns {case name: Case}. A Case says what a correct
+`build_corpus(folder)` writes the files and returns {case name: Case}. A Case states what a correct
 loader must produce: the RGB pixel expected at a probe position (for decodable files) or that the file
 must be rejected with the project's UnreadableImageError naming it.
 """

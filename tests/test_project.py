@@ -33,7 +33,7 @@ def test_credit_row_is_complete(row):
 
 
 def test_library_matches_notebooks(tmp_path):
-    """tglcourse/ must be exactly what nbdev_export makes from nbs/, so nobody edits it by hand."""
+    """Check that tglcourse/ is exactly what nbdev_export makes from nbs/, so that hand edits are caught."""
     copy = tmp_path / "repo"
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "lesson_output", "runs", "__pycache__", "*.egg-info"))
     subprocess.run([str(Path(sys.executable).parent / "nbdev_export")], cwd=copy, check=True, capture_output=True)

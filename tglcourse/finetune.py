@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .backbones import Backbone, efficientnet_lite0
-from .utils import UnreadableImageError, get_device, image_grid, in_test, load_image, load_images_from_folder
+from .utils import (UnreadableImageError, get_device, image_grid, in_test, load_image, load_images_from_folder,
+                             notebook_shell)
 
 # %% auto #0
 __all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
@@ -363,17 +364,9 @@ class TrainingHistory:
         return sum(r.seconds for r in self.epochs)
 
 # %% ../nbs/64_finetuning.ipynb #d2acad4c
-def _live_notebook() -> bool:
-    "True inside a Jupyter kernel, where a progress bar can update in place."
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return type(get_ipython()).__name__ == "ZMQInteractiveShell"
-
 def _progress_bar(total: int, description: str, quiet: bool):
     "Return a tqdm bar in a notebook or a terminal, and None when quiet or when output goes to a log file."
-    if quiet or not (_live_notebook() or sys.stderr.isatty()):
+    if quiet or not (notebook_shell() == "ZMQInteractiveShell" or sys.stderr.isatty()):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=description, leave=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -23,14 +22,14 @@ import PIL
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
-from .utils import ImageNotFoundError, UnreadableImageError, load_image_pil
+from .utils import ImageNotFoundError, UnreadableImageError, file_sha256, load_image_pil
 
 # %% auto #0
 __all__ = ['CREDITS_FILE_NAME', 'CREDIT_COLUMNS', 'CREDIT_INFO_KEY', 'PROVENANCE_SCHEMA', 'XMP_NAMESPACE', 'PNG_PROVENANCE_KEY',
-           'PROVENANCE_FORMATS', 'ImageCredit', 'CreditsFormatError', 'read_credits', 'file_sha256', 'find_credit',
-           'attach_credit', 'load_credited_image', 'credit_of', 'MissingLicenseWarning', 'warn_if_unlicensed',
-           'ProvenanceFormatError', 'Provenance', 'summary_line', 'xmp_packet', 'provenance_save_options',
-           'save_with_provenance', 'read_provenance', 'cli_credits']
+           'PROVENANCE_FORMATS', 'ImageCredit', 'CreditsFormatError', 'read_credits', 'find_credit', 'attach_credit',
+           'load_credited_image', 'credit_of', 'MissingLicenseWarning', 'warn_if_unlicensed', 'ProvenanceFormatError',
+           'Provenance', 'summary_line', 'xmp_packet', 'provenance_save_options', 'save_with_provenance',
+           'read_provenance', 'cli_credits']
 
 # %% ../nbs/02_provenance.ipynb #4a22aa29
 CREDITS_FILE_NAME = "credits.csv"
@@ -113,14 +112,6 @@ def read_credits(location) -> dict[str, ImageCredit]:  # location: a folder, or 
     return credits
 
 # %% ../nbs/02_provenance.ipynb #3004a84a
-def file_sha256(path) -> str:
-    "Hex SHA-256 digest of a file's bytes, read in 1 MiB blocks."
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 def find_credit(path) -> ImageCredit:
     "Return the credit of an image file: its row in the `credits.csv` beside it, or one with no licence."
     path = Path(path)

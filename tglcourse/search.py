@@ -13,7 +13,6 @@ import math
 import os
 import sqlite3
 import stat
-import struct
 import sys
 import time
 import warnings
@@ -26,15 +25,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 import tglcourse
 from .backbones import Backbone, WeightsUnavailableError, default_backbone, load_backbone
-from .utils import METADATA_FILE_NAMES, UnreadableImageError, image_grid, load_image, load_image_pil, pil_to_tensor
+from .utils import (METADATA_FILE_NAMES, UnreadableImageError, _decode_image, file_sha256, image_grid, load_image,
+                             load_image_pil, pil_to_tensor)
 
 # %% auto #0
 __all__ = ['INDEX_FILE_NAME', 'EMBEDDING_RECIPE', 'INDEX_FORMAT', 'SCHEMA_VERSION', 'BUSY_TIMEOUT_S', 'EXACT_SEARCH_LIMIT',
-           'FileState', 'scan_folder', 'file_sha256', 'backbone_fingerprint', 'load_for_embedding', 'ImageFileDataset',
+           'FileState', 'scan_folder', 'backbone_fingerprint', 'load_for_embedding', 'ImageFileDataset',
            'collate_decoded', 'default_num_workers', 'embed_batch', 'embed_files', 'Progress', 'IndexFileError',
            'IndexMismatchError', 'EmptyFolderError', 'ImageIndex', 'UpdateReport', 'exact_top_k', 'FaissIVFIndex',
            'recall_at_k', 'decode_image_bytes', 'RayEmbedder', 'embed_folder_with_ray', 'read_index_meta', 'cli_index',
@@ -89,15 +89,6 @@ def scan_folder(folder,          # collection root
             else:
                 files[key] = FileState(info.st_size, info.st_mtime_ns)
     return files, sorted(irregular)
-
-# %% ../nbs/05_search.ipynb #6151a09f
-def file_sha256(path, chunk_size: int = 1 << 20) -> str:
-    "Return the SHA-256 hash of a file's content, as 64 hexadecimal digits."
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 # %% ../nbs/05_search.ipynb #abbea654
 EMBEDDING_RECIPE = "tglcourse penultimate features v1: shorter side input_size/0.875, centre crop, L2-normalised float32"
@@ -728,15 +719,8 @@ def decode_image_bytes(data: bytes, name: str, input_size: int = 224) -> torch.T
     "Decode an image file's bytes like `load_for_embedding`; raise UnreadableImageError naming `name`."
     if not data:
         raise UnreadableImageError(name, "empty file (0 bytes)")
-    try:
-        with Image.open(BytesIO(data)) as im:
-            im.load()
-            pil = load_image(im, size=round(input_size / 0.875))
-    except UnidentifiedImageError:
-        raise UnreadableImageError(name, "not an image (Pillow cannot identify the file format)") from None
-    except (OSError, SyntaxError, EOFError, ValueError, struct.error, IndexError, Image.DecompressionBombError) as e:
-        reason = "truncated image data" if "truncated" in str(e).lower() else f"damaged image data ({type(e).__name__}: {e})"
-        raise UnreadableImageError(name, reason) from e
+    # The same decoder as load_image_pil, so the pixel limit and the error reasons are the same too.
+    pil = _decode_image(BytesIO(data), name, size=round(input_size / 0.875))
     return _centre_crop(pil_to_tensor(pil)[0], input_size)
 
 # %% ../nbs/05_search.ipynb #7d8da92d
@@ -883,7 +867,7 @@ def cli_index(argv: list[str]) -> int:
     index_path = Path(args.index) if args.index else Path(args.folder) / INDEX_FILE_NAME
     try:
         if Path(args.folder).exists() and not Path(args.folder).is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "not a folder: pass the folder that holds the images", args.folder)
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder: pass the folder that contains the images", args.folder)
         if not Path(args.folder).is_dir():  # checked before loading a network, which can take a while
             raise FileNotFoundError(errno.ENOENT, "image folder not found", args.folder)
         name = args.backbone

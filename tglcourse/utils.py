@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'METADATA_FILE_NAMES', 'UnreadableImageError', 'ImageNotFoundError',
-           'ImageDownloadError', 'in_test', 'get_device', 'to_rgb', 'load_image_pil', 'pil_from_url', 'pil_to_tensor',
-           'tensor_to_pil', 'load_image', 'image_grid', 'load_images_from_folder']
+           'ImageDownloadError', 'in_test', 'get_device', 'notebook_shell', 'file_sha256', 'to_rgb', 'load_image_pil',
+           'pil_from_url', 'pil_to_tensor', 'tensor_to_pil', 'load_image', 'image_grid', 'load_images_from_folder']
 
 # %% ../nbs/00_utils.ipynb #231cdcf3
 import errno
+import hashlib
 import http.client
 import math
 import numbers
@@ -84,6 +85,25 @@ def in_test() -> bool:
 def get_device() -> torch.device:
     "Return the CUDA device when one is available, else the CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def notebook_shell() -> str | None:
+    "Return the class name of the running IPython shell (ZMQInteractiveShell in Jupyter, CaptureShell under execnb), or None."
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else type(shell).__name__
+
+
+def file_sha256(path, chunk_size: int = 1 << 20) -> str:
+    "Return the SHA-256 hash of a file's content, as 64 hexadecimal digits, reading it in `chunk_size` blocks."
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 # %% ../nbs/00_utils.ipynb #488186b7
 def _scale_to_8bit(im: Image.Image) -> Image.Image:

@@ -12,19 +12,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def new_output_dir(parent: Path) -> Path:
-    "Create a new, empty run folder under `parent`."
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(100):
-        candidate = parent / (f"run-{stamp}" if n == 0 else f"run-{stamp}-{n}")
-        try:
-            candidate.mkdir(parents=True, exist_ok=False)
-            return candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{parent}: could not create a new run folder")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebook", default="04_representations.ipynb", help="notebook in nbs/ to run (default: the lesson)")
@@ -35,7 +22,9 @@ def main() -> int:
     if not source.is_file():
         print(f"error: {source}: notebook not found", file=sys.stderr)
         return 2
-    out_dir = new_output_dir(args.output.resolve())
+    from tglcourse.generation_utils import new_run_dir  # the same never-reused run folders as optimise's previews
+
+    out_dir = new_run_dir(args.output.resolve())
     os.environ["TGLCOURSE_OUTPUT_DIR"] = str(out_dir)
     os.environ.setdefault("MPLBACKEND", "Agg")
 
