@@ -1,5 +1,4 @@
 """Every image entry point either decodes each hostile file correctly or raises UnreadableImageError naming it."""
-import os
 import warnings
 
 import pytest
@@ -85,12 +84,60 @@ def test_loss_targets_on_case(corpus, name):
     assert torch.isfinite(style(torch.rand(1, 3, 40, 40)))
 
 
+# Root reads any file because it has the capabilities CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH. This script
+# first gives both up (capset(2) through ctypes), so the file's mode bits apply to it as to any other user.
+PERMISSION_CHECK = """
+import ctypes, sys, warnings
+from pathlib import Path
+
+class Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+libc = ctypes.CDLL(None, use_errno=True)
+header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF  # all but CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2)
+if libc.capget(ctypes.byref(header), data) != 0:
+    sys.exit("cannot drop capabilities: capget failed")
+for name in ("effective", "permitted", "inheritable"):
+    setattr(data[0], name, getattr(data[0], name) & keep)
+if libc.capset(ctypes.byref(header), data) != 0:
+    sys.exit("cannot drop capabilities: capset failed")
+path = Path(sys.argv[1])
+try:
+    path.read_bytes()
+except PermissionError:
+    pass
+else:
+    sys.exit("cannot drop capabilities: the file is still readable")
+
+from tglcourse.utils import UnreadableImageError, load_image_pil, load_images_from_folder
+try:
+    load_image_pil(path)
+except UnreadableImageError as e:
+    print("single:", e)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    images, skipped = load_images_from_folder(path.parent)
+print("folder read:", sorted(p.name for p in images))
+print("folder skipped:", [(p.name, reason) for p, reason in skipped])
+"""
+
+
 def test_permission_denied_names_file(tmp_path):
+    "A file the user may not read is an UnreadableImageError naming it, and a folder read skips it with the reason."
+    import subprocess
+    import sys
     path = unreadable_by_permission(tmp_path)
-    if os.geteuid() == 0:
-        pytest.skip("running as root, which can read any file, so a permission error cannot happen here")
-    with pytest.raises(UnreadableImageError, match="no_permission.png"):
-        load_image_pil(path)
+    Image.new("RGB", (4, 4), (7, 8, 9)).save(tmp_path / "readable.png")
+    done = subprocess.run([sys.executable, "-c", PERMISSION_CHECK, str(path)], capture_output=True, text=True, timeout=300)
+    if "cannot drop capabilities" in done.stderr:
+        pytest.skip(done.stderr.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"single: {path}: permission denied (this user cannot read the file)",
+        "folder read: ['readable.png']",
+        "folder skipped: [('no_permission.png', 'permission denied (this user cannot read the file)')]"]
 
 
 def test_folder_skips_and_reports(corpus):
@@ -161,3 +208,80 @@ def test_image_index_on_corpus(corpus, tmp_path):
         assert reason.strip(), path
     tiny = corpus["1x1 png"].path
     assert index.search(tiny, k=1)[0][0].name == tiny.name  # a 1x1 image is upsampled, embedded and found
+
+
+def _class_folders_with_corpus(root):
+    "root/corpus/ holds the whole hostile corpus, root/plain/ two ordinary images: a two-class training folder."
+    cases = build_corpus(root / "corpus")
+    (root / "plain").mkdir()
+    for i, colour in enumerate([(0, 0, 0), (255, 255, 255)]):
+        Image.new("RGB", (40, 30), colour).save(root / "plain" / f"plain{i}.png")
+    return cases
+
+
+def test_class_folders_read_corpus(tmp_path):
+    "The fine-tuning reader decodes every readable corpus file to the right pixels and skips the rest with reasons."
+    from tglcourse.finetune import read_class_folders
+    cases = _class_folders_with_corpus(tmp_path)
+    data, skipped = read_class_folders(tmp_path)
+    assert data.classes == ["corpus", "plain"]
+    read = {path.name: (image, label) for path, image, label in zip(data.paths, data.images, data.labels)}
+    assert set(read) == {c.path.name for c in cases.values() if c.decodable} | {"plain0.png", "plain1.png"}
+    for case in cases.values():
+        if case.decodable:
+            image, label = read[case.path.name]
+            assert label == 0
+            check_pixels(case, image)
+    reasons = {path.name: reason for path, reason in skipped}
+    assert set(reasons) == {c.path.name for c in cases.values() if not c.decodable}
+    for case in cases.values():
+        if not case.decodable:
+            assert case.reason.lower() in reasons[case.path.name].lower()
+
+
+def test_loaders_on_corpus(tmp_path):
+    "make_loaders warns once, naming each unreadable file, and yields finite batches that include the tiny images."
+    from tglcourse.finetune import make_loaders
+    cases = _class_folders_with_corpus(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaders = make_loaders(tmp_path, size=32, batch_size=4, valid_fraction=0.25)
+    messages = [str(w.message) for w in caught if "skipped" in str(w.message)]
+    assert len(messages) == 1
+    for case in cases.values():
+        if not case.decodable:
+            assert str(case.path) in messages[0]
+    n_readable = sum(c.decodable for c in cases.values()) + 2
+    assert len(loaders.train.dataset) + len(loaders.valid.dataset) == n_readable
+    for dl in (loaders.train, loaders.valid):
+        for x, y in dl:
+            assert x.shape[1:] == (3, 32, 32)
+            assert torch.isfinite(x).all()
+            assert x.min() >= 0
+            assert x.max() <= 1
+    valid_transform = loaders.valid.dataset.transform
+    tiny = load_image_pil(cases["1x1 png"].path)  # a 1x1 image is upsampled to a flat 32x32 square of its colour
+    expected = torch.tensor([10, 200, 30]).view(3, 1, 1) / 255
+    assert torch.allclose(valid_transform(tiny), expected.expand(3, 32, 32), atol=1 / 255)
+
+
+@pytest.fixture(scope="module")
+def classifier(backbone):
+    from tglcourse.finetune import make_classifier
+    return make_classifier(backbone, ["corpus", "plain"], image_size=32).eval()
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_predict_on_case(corpus, classifier, name):
+    "predict gives a class and a probability for every decodable file and the project's error for the rest."
+    from tglcourse.finetune import predict
+    case = corpus[name]
+    if case.decodable:
+        [(label, probability)] = predict(classifier, case.path)
+        assert label in classifier.classes
+        assert 0.5 <= probability <= 1  # the larger of two class probabilities
+    else:
+        with pytest.raises(UnreadableImageError) as raised:
+            predict(classifier, case.path)
+        assert case.path.name in str(raised.value)
+        assert case.reason.lower() in str(raised.value).lower()
