@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tglcourse.backbones import efficientnet_lite0
-from tglcourse.search import (INDEX_FILE_NAME, FaissIVFIndex, ImageIndex, default_num_workers, exact_top_k,
-                              file_sha256, recall_at_k, scan_folder)
+from tglcourse.search import (INDEX_FILE_NAME, FaissIVFIndex, ImageIndex, default_batch_size, default_num_workers,
+                              embed_files, exact_top_k, file_sha256, recall_at_k, scan_folder)
 
 
 def peak_rss_gb() -> float:
@@ -53,12 +53,21 @@ def embed_one_at_a_time(backbone, paths) -> float:
     return time.perf_counter() - start
 
 
+def embed_with_pipeline(backbone, paths, batch_size, num_workers) -> float:
+    "Embed images with embed_files (no hashing, no SQLite); return the seconds taken."
+    start = time.perf_counter()
+    for _ in embed_files(paths, backbone, batch_size, num_workers):
+        pass
+    return time.perf_counter() - start
+
+
 def bench_embedding(backbone, workdir: Path, n_images: int, rounds: int = 6) -> None:
+    batch, workers = default_batch_size(backbone), default_num_workers()
     print(f"== embedding {n_images} generated 640x480 JPEGs with {backbone.name}, {torch.get_num_threads()} torch threads, "
-          f"batch 32, {default_num_workers()} decoding workers")
+          f"default batch {batch}, {workers} decoding workers")
     rng = np.random.default_rng(0)
     folders = []
-    for r in range(rounds):  # the two methods alternate, round by round, so that a change in load hits both
+    for r in range(rounds):  # the methods alternate, round by round, so that a change in load hits all of them
         folder = workdir / f"photos_{r}"
         folder.mkdir()
         for i in range(n_images // rounds):
@@ -66,14 +75,18 @@ def bench_embedding(backbone, workdir: Path, n_images: int, rounds: int = 6) -> 
         folders.append(folder)
     embed_one_at_a_time(backbone, sorted(folders[0].iterdir())[:3])  # warm-up: first calls allocate memory
 
+    settings = [(1, 0), (4, 0), (8, 0), (32, 0), (4, 2), (32, 2)]  # (batch size, worker processes)
     single_s = build_s = reindex_s = 0.0
+    seconds_by_setting = dict.fromkeys(settings, 0.0)
     n_done, ratios = 0, []
     for folder in folders:
         paths = sorted(folder.iterdir())
         single = embed_one_at_a_time(backbone, paths)
+        for setting in settings:
+            seconds_by_setting[setting] += embed_with_pipeline(backbone, paths, *setting)
         start = time.perf_counter()
         index = ImageIndex(folder, backbone=backbone)
-        report = index.update(batch_size=32, quiet=True)
+        report = index.update(quiet=True)
         build = time.perf_counter() - start
         start = time.perf_counter()
         again = index.update(quiet=True)
@@ -86,8 +99,11 @@ def bench_embedding(backbone, workdir: Path, n_images: int, rounds: int = 6) -> 
         single_s, build_s, n_done = single_s + single, build_s + build, n_done + len(paths)
         ratios.append(single / build)
     print(f"one image at a time:                   {n_done / single_s:7.1f} images/s")
+    for (size, workers_here), seconds in seconds_by_setting.items():
+        print(f"embed_files, batch {size:2d}, {workers_here} workers:     {n_done / seconds:7.1f} images/s = "
+              f"{single_s / seconds:.2f}x one at a time")
     print(f"ImageIndex.update (full build):        {n_done / build_s:7.1f} images/s, hashing and SQLite included")
-    print(f"ratio batched / one at a time:         {single_s / build_s:7.2f}x overall, median of the rounds "
+    print(f"ratio update() / one at a time:        {single_s / build_s:7.2f}x overall, median of the rounds "
           f"{np.median(ratios):.2f}x   (goal: at least 3x)")
     print(f"re-index of the unchanged folders:     {reindex_s * 1000:7.1f} ms = "
           f"{100 * reindex_s / build_s:.2f}% of the full build   (goal: under 2%)")
@@ -126,9 +142,9 @@ def bench_add_one(backbone, workdir: Path, n_indexed: int) -> None:
     scan_folder(folder)
     print(f"scanning {n_indexed:,} files (one stat each): {(time.perf_counter() - start) * 1000:.1f} ms")
 
-    one_image, add_one = [], []
+    one_image, by_update, by_add = [], [], []
     with torch.inference_mode():
-        for i in range(5):  # medians of 5, because one measurement on a shared machine can be far off
+        for i in range(10):  # medians of 5 per method, because one measurement on a shared machine can be far off
             path = folder / f"new_photo_{i}.jpg"
             make_photo(path, rng)
             backbone.embed(backbone.preprocess(path))  # warm-up, and the file is in the page cache for both
@@ -136,14 +152,20 @@ def bench_add_one(backbone, workdir: Path, n_indexed: int) -> None:
             backbone.embed(backbone.preprocess(path))
             one_image.append(time.perf_counter() - start)
             start = time.perf_counter()
-            report = index.update(quiet=True)
-            add_one.append(time.perf_counter() - start)
+            if i % 2 == 0:
+                report = index.update(quiet=True)
+                by_update.append(time.perf_counter() - start)
+            else:
+                report = index.add(path)
+                by_add.append(time.perf_counter() - start)
             assert report.embedded == [path.name], report
-            assert report.unchanged == n_indexed + i, report
-    one_image, add_one = float(np.median(one_image)), float(np.median(add_one))
-    print(f"embedding one image alone:  {one_image * 1000:7.1f} ms (median of 5)")
-    print(f"update() adding that image: {add_one * 1000:7.1f} ms (median of 5) = {add_one / one_image:.1f}x one image "
+            assert report.unchanged == (n_indexed + i if i % 2 == 0 else 0), report
+    one_image, by_update, by_add = (float(np.median(times)) for times in (one_image, by_update, by_add))
+    print(f"embedding one image alone:  {one_image * 1000:7.1f} ms (median of 10)")
+    print(f"update() adding that image: {by_update * 1000:7.1f} ms (median of 5) = {by_update / one_image:.1f}x one image "
           f"(scan, comparison with the index, hash, embed, commit)")
+    print(f"add(path) adding it:        {by_add * 1000:7.1f} ms (median of 5) = {by_add / one_image:.1f}x one image "
+          f"(lookup, hash, embed, commit)   (goal: about 1x)")
     index.close()
 
 
@@ -198,7 +220,6 @@ def bench_vector_search(n: int, dim: int, n_queries: int = 20) -> None:
         print(f"FAISS nprobe {nprobe:4d}{label:10s} {ivf_ms:8.2f} ms per query = {exact_ms / ivf_ms:6.1f}x faster; "
               f"recall@10 random queries {recall_at_k(found_random, true_random):.3f}, "
               f"near-duplicate queries: recall@1 {recall_at_k(found_near[:, :1], true_near[:, :1]):.3f}")
-    del ivf, database
 
 
 def main():

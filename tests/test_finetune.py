@@ -137,7 +137,7 @@ def test_cli_uses_given_train_valid_split(tmp_path, capsys):
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert finetune.cli_finetune([]) == 2
     assert finetune.cli_finetune([str(tmp_path), "--epochs", "0"]) == 2
-    assert "expected a positive integer, got 0" in capsys.readouterr().err
+    assert "expected a positive whole number, got '0'" in capsys.readouterr().err
     assert finetune.cli_finetune([str(tmp_path), "--valid-fraction", "1"]) == 2
     assert finetune.cli_finetune([str(tmp_path / "missing"), "--output", str(tmp_path / "m.pt")]) == 1
     assert "missing: folder not found" in capsys.readouterr().err

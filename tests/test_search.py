@@ -500,3 +500,21 @@ def test_command_errors(tmp_path):
     usage = run_tglcourse("search")
     assert usage.returncode == 2
     assert "the following arguments are required: query" in usage.stderr
+
+
+def test_index_command_empty_folder_writes_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "CREDITS.md").write_text("credits only")
+    done = run_tglcourse("index", empty)
+    assert done.returncode == 1
+    assert "contains no files to index" in done.stderr
+    assert sorted(p.name for p in empty.iterdir()) == ["CREDITS.md"]
+
+
+def test_index_command_rejects_bad_numbers(tmp_path):
+    for option, value, expected in [("--batch-size", "0", "expected a positive whole number, got '0'"),
+                                    ("--workers", "-1", "expected 0 or a positive whole number, got '-1'")]:
+        done = run_tglcourse("index", tmp_path, option, value)
+        assert done.returncode == 2
+        assert done.stderr.splitlines()[-1] == f"tglcourse index: error: argument {option}: {expected}"

@@ -25,7 +25,7 @@ from torchvision.transforms import v2
 
 from .backbones import Backbone, efficientnet_lite0
 from .utils import (UnreadableImageError, get_device, image_grid, in_test, load_image, load_images_from_folder,
-                             notebook_shell)
+                             non_negative_int, notebook_shell, positive_int)
 
 # %% auto #0
 __all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
@@ -665,18 +665,6 @@ def predict(model: TransferClassifier, images) -> list[tuple[str, float]]:
     return [(model.classes[int(i)], float(p)) for p, i in zip(probabilities, indices)]
 
 # %% ../nbs/64_finetuning.ipynb #69dd449c
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text}")
-    return value
-
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -690,14 +678,14 @@ def _finetune_parser() -> argparse.ArgumentParser:
                     "of class folders, report the validation accuracy and save the model.")
     parser.add_argument("folder", type=Path,
                         help="FOLDER/<class>/<image>, or FOLDER/train/<class>/... and FOLDER/valid/<class>/...")
-    parser.add_argument("--epochs", type=_positive_int, default=3, help="epochs training the whole network (default 3)")
-    parser.add_argument("--freeze-epochs", type=_non_negative_int, default=1,
+    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs training the whole network (default 3)")
+    parser.add_argument("--freeze-epochs", type=non_negative_int, default=1,
                         help="epochs training only the new head first (default 1)")
     parser.add_argument("--lr", type=float, default=5e-4,
                         help="maximum learning rate of the head while the whole network trains (default 0.0005)")
-    parser.add_argument("--size", type=_positive_int, default=128,
+    parser.add_argument("--size", type=positive_int, default=128,
                         help="side of the square images fed to the network, in pixels (default 128)")
-    parser.add_argument("--batch-size", type=_positive_int, default=16, help="images per batch (default 16)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     parser.add_argument("--valid-fraction", type=_fraction, default=0.2,
                         help="share of each class held back for validation when FOLDER has no train/ and valid/ (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the split, the new head and the batch order (default 0)")

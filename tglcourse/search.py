@@ -30,15 +30,15 @@ from PIL import Image
 import tglcourse
 from .backbones import Backbone, WeightsUnavailableError, default_backbone, load_backbone
 from .utils import (METADATA_FILE_NAMES, UnreadableImageError, _decode_image, file_sha256, image_grid, load_image,
-                             load_image_pil, pil_to_tensor)
+                             load_image_pil, non_negative_int, pil_to_tensor, positive_int)
 
 # %% auto #0
 __all__ = ['INDEX_FILE_NAME', 'EMBEDDING_RECIPE', 'INDEX_FORMAT', 'SCHEMA_VERSION', 'BUSY_TIMEOUT_S', 'EXACT_SEARCH_LIMIT',
            'FileState', 'scan_folder', 'backbone_fingerprint', 'load_for_embedding', 'ImageFileDataset',
-           'collate_decoded', 'default_num_workers', 'embed_batch', 'embed_files', 'Progress', 'IndexFileError',
-           'IndexMismatchError', 'EmptyFolderError', 'ImageIndex', 'UpdateReport', 'exact_top_k', 'FaissIVFIndex',
-           'recall_at_k', 'decode_image_bytes', 'RayEmbedder', 'embed_folder_with_ray', 'read_index_meta', 'cli_index',
-           'format_results', 'cli_search']
+           'collate_decoded', 'default_num_workers', 'default_batch_size', 'embed_batch', 'embed_files', 'Progress',
+           'IndexFileError', 'IndexMismatchError', 'EmptyFolderError', 'ImageIndex', 'UpdateReport', 'exact_top_k',
+           'FaissIVFIndex', 'recall_at_k', 'decode_image_bytes', 'RayEmbedder', 'embed_folder_with_ray',
+           'read_index_meta', 'cli_index', 'format_results', 'cli_search']
 
 # %% ../nbs/05_search.ipynb #d768f32b
 INDEX_FILE_NAME = ".tglcourse-index.sqlite"  # default index file inside the collection, hidden so that scans skip it
@@ -153,26 +153,38 @@ def _worker_init(worker_id):
     torch.set_num_threads(1)  # each worker decodes one image at a time, leaving the cores to the main process
 
 def default_num_workers() -> int:
-    "Return the number of decoding processes used when none is given: the CPU count, at most 4."
-    return max(1, min(4, os.cpu_count() or 1))
+    "Return the number of decoding processes used when none is given: none on 1 or 2 CPUs, else half the CPUs, at most 4."
+    cpus = os.cpu_count() or 1
+    # On 2 cores, worker processes made embedding slower (the network's 2 threads already keep both cores busy).
+    # NOTE: half the CPUs on larger machines is an estimate; only the 2-core machine was measured.
+    return 0 if cpus <= 2 else min(4, cpus // 2)
+
+def default_batch_size(backbone: Backbone) -> int:
+    "Return the number of images per forward pass used when none is given: 32 on a GPU, 4 on a CPU."
+    # On a 2-core CPU, EfficientNet-Lite0 took 9 ms per image at batch 4, 17 ms at batch 1 and 24 ms at batch 32:
+    # large batches spill the activations out of the CPU's caches.
+    return 32 if backbone.mean.is_cuda else 4
 
 @torch.inference_mode()
 def embed_batch(backbone: Backbone, batch: torch.Tensor) -> np.ndarray:
     "Embed a batch [B, 3, S, S] in [0, 1]: penultimate features, L2-normalised, as float32 [B, D]."
     device = backbone.mean.device
-    # channels_last input: at batch 32 on a 2-core CPU, EfficientNet-Lite0 measured 1.1x to 1.8x faster
+    # channels_last input: on a 2-core CPU, EfficientNet-Lite0 measured 1.5x faster at batch 8 and 1.6x at batch 32
     batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
     features = backbone.embed(batch)
     return F.normalize(features.float(), dim=1).cpu().numpy()
 
 def embed_files(paths,                   # image files to embed
                 backbone: Backbone,
-                batch_size: int = 32,
+                batch_size: int | None = None,   # images per forward pass, or None for default_batch_size(backbone)
                 num_workers: int | None = None,  # decoding processes, or None for default_num_workers()
                 ):
     "Embed image files in batches; yield (indices, embeddings [n, D] float32, [(index, reason)]) per batch."
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    batch_size = default_batch_size(backbone) if batch_size is None else batch_size
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if num_workers is not None and not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ValueError(f"num_workers must be 0 or a positive int, got {num_workers!r}")
     paths = list(paths)
     workers = default_num_workers() if num_workers is None else num_workers
     if len(paths) <= batch_size:
@@ -411,9 +423,13 @@ def _hash_or_reason(path: Path) -> tuple[str | None, str | None]:
     except OSError as e:
         return None, f"cannot read the file ({e.strerror or e})"
 
-def _indexed_states(self: ImageIndex) -> dict[str, tuple[int, int, str]]:
-    "Return {path: (size, mtime_ns, sha256)} for every indexed file."
-    rows = self.connection.execute("SELECT path, size, mtime_ns, sha256 FROM images")
+def _indexed_states(self: ImageIndex, keys=None) -> dict[str, tuple[int, int, str]]:
+    "Return {path: (size, mtime_ns, sha256)} for every indexed file, or for the indexed ones among `keys`."
+    if keys is None:
+        rows = self.connection.execute("SELECT path, size, mtime_ns, sha256 FROM images")
+    else:
+        query = "SELECT path, size, mtime_ns, sha256 FROM images WHERE path = ?"
+        rows = [row for key in keys for row in self.connection.execute(query, (key,))]
     return {path: (size, mtime_ns, sha) for path, size, mtime_ns, sha in rows}
 
 def _index_files(self: ImageIndex) -> list[Path]:
@@ -424,16 +440,26 @@ ImageIndex._indexed_states = _indexed_states
 ImageIndex._index_files = _index_files
 
 # %% ../nbs/05_search.ipynb #d3c34bcc
-def _plan_update(self: ImageIndex, files: dict[str, FileState], report: UpdateReport):
+def _plan_update(self: ImageIndex,
+                 files: dict[str, FileState],
+                 report: UpdateReport,
+                 whole_folder: bool = True,  # False when `files` is a few given files: nothing is marked removed
+                 ):
     "Sort scanned files into the report's groups; return {path: (state, sha256)} of the files to embed."
-    indexed = self._indexed_states()
-    report.removed = sorted(set(indexed) - set(files))
+    if whole_folder:
+        indexed = self._indexed_states()
+        report.removed = sorted(set(indexed) - set(files))
+        known_hashes = {sha for _, _, sha in indexed.values()}
+        is_known = known_hashes.__contains__
+    else:
+        indexed = self._indexed_states(files)
+        query = "SELECT 1 FROM images WHERE sha256 = ? LIMIT 1"  # uses the index on sha256
+        is_known = lambda sha: self.connection.execute(query, (sha,)).fetchone() is not None
     to_check = sorted(key for key, state in files.items()
                       if key not in indexed or indexed[key][:2] != state)
     report.unchanged = len(files) - len(to_check)
     with ThreadPoolExecutor(max_workers=4) as pool:
         hashes = dict(zip(to_check, pool.map(lambda key: _hash_or_reason(self.folder / key), to_check)))
-    known_hashes = {sha for _, _, sha in indexed.values()}
     to_embed = {}
     for key in to_check:
         sha, reason = hashes[key]
@@ -441,7 +467,7 @@ def _plan_update(self: ImageIndex, files: dict[str, FileState], report: UpdateRe
             report.skipped.append((key, reason))
         elif key in indexed and indexed[key][2] == sha:
             report.touched.append(key)
-        elif sha in known_hashes:
+        elif is_known(sha):
             report.copied.append(key)
         else:
             to_embed[key] = (files[key], sha)
@@ -450,7 +476,7 @@ def _plan_update(self: ImageIndex, files: dict[str, FileState], report: UpdateRe
 ImageIndex._plan_update = _plan_update
 
 # %% ../nbs/05_search.ipynb #75309391
-def _apply_cheap_changes(self: ImageIndex, files, hashes, to_embed, report: UpdateReport):
+def _apply_cheap_changes(self: ImageIndex, files, hashes, to_embed, report: UpdateReport, whole_folder: bool = True):
     "Write copies, touches and removals in one transaction; drop the rows of files about to be re-embedded."
     now = time.time()
     with _Transaction(self.connection) as con:
@@ -467,7 +493,11 @@ def _apply_cheap_changes(self: ImageIndex, files, hashes, to_embed, report: Upda
                         (files[key].size, files[key].mtime_ns, key))
         rows_to_delete = report.removed + [key for key, _ in report.skipped] + list(to_embed)
         con.executemany("DELETE FROM images WHERE path = ?", [(key,) for key in rows_to_delete])
-        con.execute("DELETE FROM skipped")  # every skipped file is tried again in this update
+        if whole_folder:
+            con.execute("DELETE FROM skipped")  # every skipped file is tried again in this update
+        else:
+            given = set(files) | {key for key, _ in report.skipped}
+            con.executemany("DELETE FROM skipped WHERE path = ?", [(key,) for key in sorted(given)])
         con.executemany("INSERT INTO skipped VALUES (?, ?, ?)", [(key, reason, now) for key, reason in report.skipped])
     self._cache = None
 
@@ -500,8 +530,13 @@ def _embed_and_store(self: ImageIndex, to_embed, report: UpdateReport, batch_siz
 ImageIndex._embed_and_store = _embed_and_store
 
 # %% ../nbs/05_search.ipynb #e65d341d
+def _empty_folder_error(folder) -> EmptyFolderError:
+    return EmptyFolderError(f"{folder}: contains no files to index (hidden files, CREDITS.md and credits.csv are "
+                            f"ignored); add images, or check that the folder is the right one and mounted. "
+                            f"The index was left as it was.")
+
 def _update(self: ImageIndex,
-            batch_size: int = 32,            # images per forward pass and per committed transaction
+            batch_size: int | None = None,   # images per forward pass and per committed transaction; None: default_batch_size
             num_workers: int | None = None,  # decoding processes, or None for default_num_workers()
             quiet: bool = False,             # no progress and no summary
             ) -> UpdateReport:
@@ -509,9 +544,7 @@ def _update(self: ImageIndex,
     start = time.perf_counter()
     files, irregular = scan_folder(self.folder, exclude=self._index_files())
     if not files and not irregular:
-        raise EmptyFolderError(f"{self.folder}: contains no files to index (hidden files, CREDITS.md and credits.csv "
-                               f"are ignored); add images, or check that the folder is the right one and mounted. "
-                               f"The index was left as it was.")
+        raise _empty_folder_error(self.folder)
     report = UpdateReport(skipped=list(irregular))
     to_embed, hashes = self._plan_update(files, report)
     self._apply_cheap_changes(files, hashes, to_embed, report)
@@ -530,6 +563,59 @@ def _skipped_files(self: ImageIndex) -> list[tuple[str, str]]:
     return self.connection.execute("SELECT path, reason FROM skipped ORDER BY path").fetchall()
 
 ImageIndex.skipped_files = _skipped_files
+
+# %% ../nbs/05_search.ipynb #21c93603
+def _key_for_add(self: ImageIndex, path) -> str:
+    "Return the index key of `path`, or raise ValueError when update() would not index that file."
+    absolute, root = os.path.abspath(path), os.path.abspath(self.folder)
+    relative = os.path.relpath(absolute, root)
+    if relative == os.curdir or relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        raise ValueError(f"{path}: not inside the collection folder {self.folder}; copy the file into it, then add it")
+    if absolute in {os.path.abspath(p) for p in self._index_files()}:
+        raise ValueError(f"{path}: is the index file itself, not an image")
+    key = Path(relative).as_posix()
+    parts = key.split("/")
+    if any(part.startswith(".") or part in METADATA_FILE_NAMES for part in parts):
+        raise ValueError(f"{path}: update() leaves out hidden files and folders and credits files, so add() does too; "
+                         f"rename it to index it")
+    return key
+
+def _add(self: ImageIndex,
+         paths,                          # image files inside the collection folder, or one such file
+         batch_size: int | None = None,  # images per forward pass; None: default_batch_size
+         quiet: bool = True,             # no summary (add is meant to be called often)
+         ) -> UpdateReport:
+    "Index the given files without scanning the rest of the folder; return what was done."
+    start = time.perf_counter()
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files, report = {}, UpdateReport()
+    for path in paths:
+        key = self._key_for_add(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "image file not found", str(path)) from None
+        except OSError as e:
+            report.skipped.append((key, f"cannot access the file ({e.strerror or e})"))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not an image: call update() to index a whole folder", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            report.skipped.append((key, "not a regular file"))
+            continue
+        files[key] = FileState(info.st_size, info.st_mtime_ns)
+    to_embed, hashes = self._plan_update(files, report, whole_folder=False)
+    self._apply_cheap_changes(files, hashes, to_embed, report, whole_folder=False)
+    if to_embed:
+        self._embed_and_store(to_embed, report, batch_size, num_workers=None, quiet=True)
+    report.skipped.sort()
+    report.seconds = time.perf_counter() - start
+    if not quiet:
+        print(report)
+    return report
+
+ImageIndex._key_for_add = _key_for_add
+ImageIndex.add = _add
 
 # %% ../nbs/05_search.ipynb #00cec4bb
 def _vectors(self: ImageIndex) -> tuple[list[str], np.ndarray]:
@@ -855,9 +941,10 @@ def _index_parser() -> argparse.ArgumentParser:
                         help="network that embeds the images (default: the index's, or 'auto' for a new index)")
     parser.add_argument("--rebuild", action="store_true",
                         help="re-embed every image when the index was built with another backbone")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes that decode images (default: the CPU count, at most 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="images per forward pass (default: 4 on a CPU, 32 on a GPU)")
+    parser.add_argument("--workers", type=non_negative_int, default=None,
+                        help="processes that decode images (default: none on 1 or 2 CPUs, else half the CPUs, at most 4)")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
 
@@ -870,6 +957,9 @@ def cli_index(argv: list[str]) -> int:
             raise NotADirectoryError(errno.ENOTDIR, "not a folder: pass the folder that contains the images", args.folder)
         if not Path(args.folder).is_dir():  # checked before loading a network, which can take a while
             raise FileNotFoundError(errno.ENOENT, "image folder not found", args.folder)
+        files, irregular = scan_folder(args.folder, exclude=[index_path])
+        if not files and not irregular:  # checked before the index file is created
+            raise _empty_folder_error(args.folder)
         name = args.backbone
         if name is None and index_path.is_file():
             name = read_index_meta(index_path)["backbone"]

@@ -5,9 +5,11 @@
 # %% auto #0
 __all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'METADATA_FILE_NAMES', 'UnreadableImageError', 'ImageNotFoundError',
            'ImageDownloadError', 'in_test', 'get_device', 'notebook_shell', 'file_sha256', 'to_rgb', 'load_image_pil',
-           'pil_from_url', 'pil_to_tensor', 'tensor_to_pil', 'load_image', 'image_grid', 'load_images_from_folder']
+           'pil_from_url', 'pil_to_tensor', 'tensor_to_pil', 'load_image', 'image_grid', 'load_images_from_folder',
+           'positive_int', 'non_negative_int']
 
 # %% ../nbs/00_utils.ipynb #231cdcf3
+import argparse
 import errno
 import hashlib
 import http.client
@@ -583,3 +585,24 @@ def load_images_from_folder(
         summary = _skipped_summary(skipped, folder, 20)
         warnings.warn(f"load_images_from_folder read {read} from {folder} and {summary}", stacklevel=2)
     return images, skipped
+
+# %% ../nbs/00_utils.ipynb #c4c7b774
+def positive_int(text: str) -> int:
+    "Parse a command-line value that must be a whole number of at least 1 (an `argparse` type)."
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+def non_negative_int(text: str) -> int:
+    "Parse a command-line value that must be a whole number of at least 0 (an `argparse` type)."
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}")
+    return value
