@@ -314,12 +314,35 @@ class GramStyleLossToTarget(_StyleLoss):
         return (gram_matrix(f) - self.target("gram", i)).pow(2).mean()
 
 # %% ../nbs/62_generators_and_losses.ipynb #2b8c9833
+class _MeanCovariance(torch.autograd.Function):
+    "Means [B, C] and covariances [B, C, C] (divided by N) of point clouds [B, N, C], returned in float64."
+    @staticmethod
+    def forward(ctx, points):
+        n = points.shape[1]
+        mean = points.mean(1, keepdim=True)
+        centred = points - mean  # keeps the memory layout of `points`, so the gradient gets it too
+        cov = centred.transpose(1, 2) @ centred / n
+        ctx.save_for_backward(centred)
+        return mean[:, 0].double(), cov.double()
+
+    @staticmethod
+    def backward(ctx, grad_mean, grad_cov):
+        centred, = ctx.saved_tensors
+        batch, n, channels = centred.shape
+        if grad_cov is None:
+            grad_cov = centred.new_zeros(batch, channels, channels)
+        if grad_mean is None:
+            grad_mean = centred.new_zeros(batch, channels)
+        symmetric = ((grad_cov + grad_cov.transpose(1, 2)) / n).to(centred.dtype)
+        shift = (grad_mean / n).to(centred.dtype)[:, None, :].expand(batch, n, channels)
+        if centred.is_contiguous():  # [B, N, C] rows: the layout of channels_last activations
+            return torch.baddbmm(shift, centred, symmetric)
+        # [B, C, N] rows underneath, as for plain activations: compute the transposed product in that layout.
+        return torch.baddbmm(shift.transpose(1, 2), symmetric, centred.transpose(1, 2)).transpose(1, 2)
+
 def _mean_and_covariance(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Means [B, C] and covariances [B, C, C] (divided by N) of activations [B, C, h, w], in float64."
-    points = _feature_points(f).double()
-    mean = points.mean(1)
-    centred = points - mean[:, None]
-    return mean, centred.transpose(1, 2) @ centred / points.shape[1]
+    return _MeanCovariance.apply(_feature_points(f))
 
 def _sqrt_nonnegative(values: torch.Tensor) -> torch.Tensor:
     "Elementwise sqrt(max(v, 0)) whose gradient is 0, not infinite, where v is (numerically) zero."

@@ -4,12 +4,27 @@ Each run writes into a new folder, lesson_output/run-YYYYmmdd-HHMMSS/, so earlie
 overwritten. Pass --notebook to run another notebook from nbs/ the same way.
 """
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def backbone_lines(notebook: Path) -> list[str]:
+    "Return the lines in which the executed notebook announced its backbone, such as the fallback to EfficientNet-Lite0."
+    found = []
+    for cell in json.loads(notebook.read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            text = output.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                if line.startswith("Using ") or "UserWarning: Using " in line:
+                    message = line[line.index("Using "):]
+                    if message not in found:
+                        found.append(message)
+    return found
 
 
 def main() -> int:
@@ -43,6 +58,8 @@ def main() -> int:
     finally:
         os.chdir(cwd)
     print(f"Done in {time.time() - start:.0f} s. Executed notebook: {executed}")
+    for line in backbone_lines(executed):
+        print(f"  {line}")
     for path in sorted(out_dir.iterdir()):
         if path != executed:
             print(f"  {path}")
