@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tglcourse.backbones import efficientnet_lite0
+from tglcourse.provenance import read_credits, read_provenance
 from tglcourse.search import (INDEX_FILE_NAME, EmptyFolderError, ImageIndex, IndexFileError, IndexMismatchError,
                               backbone_fingerprint, file_sha256)
 from tglcourse.utils import ImageNotFoundError, UnreadableImageError
@@ -483,6 +484,11 @@ def test_commands_on_course_images(tmp_path):
     assert table[2].split()[2] == "chelsea.jpg"
     assert len(table) >= 4
     assert Image.open(grid).size[0] == 4 * 150
+    record = read_provenance(grid)  # the grid shows other people's photos, so it names them
+    assert record.kind == "search grid"
+    assert record.sources["query"].file == "chelsea_crop.jpg"
+    assert record.sources["match 2"].file == "chelsea.jpg"
+    assert record.sources["match 2"].license == read_credits(IMAGES)["chelsea.jpg"].license
 
     from_inside = run_tglcourse("search", "chelsea.jpg", "--top", "1", cwd=folder)  # --folder defaults to '.'
     assert from_inside.returncode == 0, from_inside.stderr

@@ -29,6 +29,7 @@ from PIL import Image
 
 import tglcourse
 from .backbones import Backbone, WeightsUnavailableError, default_backbone, load_backbone
+from .provenance import ImageCredit, Provenance, credit_of, save_with_provenance
 from .utils import (METADATA_FILE_NAMES, UnreadableImageError, _decode_image, file_sha256, image_grid, load_image,
                              load_image_pil, non_negative_int, pil_to_tensor, positive_int)
 
@@ -698,7 +699,17 @@ def _result_grid(self: ImageIndex, query, results, thumb_size: int = 150, ncols:
         captions.append(f"{path.name} {score:.2f}")
     return image_grid(pictures, ncols=ncols or len(pictures), captions=captions, thumb_size=thumb_size)
 
+def _grid_provenance(self: ImageIndex, query, results) -> Provenance:
+    "Describe a result grid: the credits of the query and of each match, the backbone and the scores."
+    sources = {"query": credit_of(query)}
+    for rank, (path, _) in enumerate(results, start=1):
+        sources[f"match {rank}"] = credit_of(path) if Path(path).is_file() else ImageCredit(file=Path(path).name)
+    settings = {"backbone": self.backbone.name, "weights": str(self.backbone.weights_source),
+                "scores": [round(float(score), 4) for _, score in results]}
+    return Provenance(sources=sources, kind="search grid", settings=settings)
+
 ImageIndex.result_grid = _result_grid
+ImageIndex.grid_provenance = _grid_provenance
 
 # %% ../nbs/05_search.ipynb #0f59fbcf
 def _near_duplicates(self: ImageIndex,
@@ -988,7 +999,7 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("query", help="image file or http(s) URL to search for")
     parser.add_argument("--folder", default=".", help="indexed folder (default: the current folder)")
     parser.add_argument("--index", metavar="PATH", help=f"index file (default: FOLDER/{INDEX_FILE_NAME})")
-    parser.add_argument("--top", type=int, default=5, help="number of matches to show (default: 5)")
+    parser.add_argument("--top", type=positive_int, default=5, help="number of matches to show (default: 5)")
     parser.add_argument("--grid", metavar="PNG", help="also save the query and its matches as a grid image")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --grid file")
     parser.add_argument("--method", choices=["auto", "exact", "faiss"], default="auto",
@@ -997,11 +1008,7 @@ def _search_parser() -> argparse.ArgumentParser:
 
 def cli_search(argv: list[str]) -> int:
     "Run `tglcourse search`: print the best matches of a query image in an index; return the exit code."
-    from tglcourse.generation_utils import save_image_atomic
     args = _search_parser().parse_args(argv)
-    if args.top < 1:
-        print(f"tglcourse search: error: --top must be at least 1, got {args.top}", file=sys.stderr)
-        return 2
     index_path = Path(args.index) if args.index else Path(args.folder) / INDEX_FILE_NAME
     try:
         if args.grid and Path(args.grid).exists() and not args.overwrite:
@@ -1017,7 +1024,9 @@ def cli_search(argv: list[str]) -> int:
                 return 1
             print(format_results(results, index.folder))
             if args.grid:
-                saved = save_image_atomic(index.result_grid(args.query, results), args.grid, overwrite=args.overwrite)
+                grid = index.result_grid(args.query, results)
+                saved = save_with_provenance(grid, args.grid, index.grid_provenance(args.query, results),
+                                             overwrite=args.overwrite)
                 print(f"saved the grid to {saved}")
     except (OSError, ValueError, WeightsUnavailableError) as e:  # missing index or weights, unreadable query, existing grid
         print(f"tglcourse search: error: {e}", file=sys.stderr)
