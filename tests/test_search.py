@@ -472,6 +472,8 @@ def test_commands_on_course_images(tmp_path):
 
     again = run_tglcourse("index", folder)  # the backbone recorded in the index is used
     assert again.returncode == 0, again.stderr
+    assert "the backbone this index was built with" in again.stdout
+    assert "as requested" not in again.stdout
     assert "0 embedded" in again.stdout
     assert f"{n_images} unchanged" in again.stdout
 
@@ -524,3 +526,13 @@ def test_index_command_rejects_bad_numbers(tmp_path):
         done = run_tglcourse("index", tmp_path, option, value)
         assert done.returncode == 2
         assert done.stderr.splitlines()[-1] == f"tglcourse index: error: argument {option}: {expected}"
+
+
+def test_index_command_quiet_prints_nothing(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(IMAGES / "chelsea.jpg", folder)
+    done = run_tglcourse("index", folder, "--quiet")  # 'auto' falls back to EfficientNet-Lite0 offline
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == ""

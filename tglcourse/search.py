@@ -971,10 +971,15 @@ def cli_index(argv: list[str]) -> int:
         files, irregular = scan_folder(args.folder, exclude=[index_path])
         if not files and not irregular:  # checked before the index file is created
             raise _empty_folder_error(args.folder)
-        name = args.backbone
+        name, from_index = args.backbone, False
         if name is None and index_path.is_file():
-            name = read_index_meta(index_path)["backbone"]
-        backbone = load_backbone(name, quiet=args.quiet)
+            name, from_index = read_index_meta(index_path)["backbone"], True
+        with warnings.catch_warnings():
+            if args.quiet:
+                warnings.simplefilter("ignore")  # --quiet prints errors only, and falling back to EfficientNet-Lite0 is not one
+            backbone = load_backbone(name, quiet=args.quiet or from_index)
+        if from_index and not args.quiet:
+            print(f"Using {backbone.name} with weights from {backbone.weights_source}, the backbone this index was built with")
         with ImageIndex(args.folder, backbone=backbone, index_path=index_path, rebuild=args.rebuild) as index:
             if not args.quiet:
                 print(f"indexing {args.folder} into {index.index_path}", flush=True)
