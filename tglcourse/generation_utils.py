@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbones import Backbone, default_backbone, share_features
+from .provenance import Provenance, credit_of, save_with_provenance
 from .utils import in_test, load_image, notebook_shell, pil_to_tensor, tensor_to_pil
 
 # %% auto #0
@@ -211,6 +212,10 @@ class _LossToTarget(nn.Module):
     def _borrow(self, backbone: Backbone | None, device: torch.device):
         self.__dict__["backbone"] = _backbone_for(backbone, device)  # not a submodule: the network is shared
 
+    def _record_credit(self, target_im):
+        "Keep the target image's credit (from the credits table beside its file, else blank) for provenance records."
+        self.target_credit = credit_of(target_im)
+
     def _features(self, x: torch.Tensor, layers) -> list[torch.Tensor]:
         backbone = self.__dict__["backbone"]
         if backbone.mean.device != x.device:
@@ -229,6 +234,7 @@ class MSELossToTarget(_LossToTarget):
         super().__init__()
         self.size = size
         self.register_buffer("target", resize_shorter_side(_as_image_tensor(target_im, "target_im"), size).detach().clone())
+        self._record_credit(target_im)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != self.target.shape[-2:]:
@@ -249,6 +255,7 @@ class ContentLossToTarget(_LossToTarget):
         super().__init__()
         target = resize_shorter_side(_as_image_tensor(target_im, "target_im"), size)
         self._borrow(backbone, target.device)
+        self._record_credit(target_im)
         self.size = size
         self.layers = self.backbone.check_layers(
             self.backbone.default_content_layers if content_layers is None else content_layers, "content_layers")
@@ -281,6 +288,7 @@ class _StyleLoss(_LossToTarget):
         super().__init__()
         target = resize_shorter_side(_as_image_tensor(target_im, "target_im"), size)
         self._borrow(backbone, target.device)
+        self._record_credit(target_im)
         self.size = size
         self.layers = self.backbone.check_layers(
             self.backbone.default_style_layers if style_layers is None else style_layers, "style_layers")
@@ -468,6 +476,13 @@ def _loss_names(loss_functions) -> list[str]:
     names = [getattr(f, "__name__", type(f).__name__) for f in loss_functions]
     return [f"{n}[{i}]" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
+def _preview_provenance(loss_functions, names, weights, optimizer, n_steps) -> Provenance:
+    "Describe an optimisation's previews: the credit of each loss's target image and the run's settings."
+    sources = {f"{name} target": f.target_credit for name, f in zip(names, loss_functions) if hasattr(f, "target_credit")}
+    settings = {"losses": names, "loss_weights": weights, "optimizer": type(optimizer).__name__,
+                "lr": optimizer.param_groups[0].get("lr"), "n_steps": n_steps}
+    return Provenance(sources=sources, kind="optimise preview", settings=settings)
+
 # %% ../nbs/62_generators_and_losses.ipynb #704caeb6
 def new_run_dir(parent: Path) -> Path:
     "Create and return a new, empty folder under `parent`, never reusing an existing one."
@@ -540,6 +555,7 @@ def optimise(gen: nn.Module,                      # generator: calling gen() ret
              display_every: int | None = None,    # live notebook: redraw plot and image every this many steps
              save_every: int | None = None,       # save a preview PNG every this many steps (off by default)
              save_dir: str | Path = "runs",       # previews go to a new folder created under this one
+             provenance: Provenance | None = None,  # record saved in each preview; None describes the losses' targets
              quiet: bool = False,                 # no progress bar, lines or plots
              callback=None,                       # called as callback(step, images, history) after each step
              ) -> OptimisationHistory:
@@ -563,6 +579,8 @@ def optimise(gen: nn.Module,                      # generator: calling gen() ret
     history = OptimisationHistory(per_loss={n: [] for n in names})
     if save_every:
         history.preview_dir = new_run_dir(Path(save_dir))
+        if provenance is None:
+            provenance = _preview_provenance(loss_functions, names, weights, optimizer, n_steps)
     # A Jupyter kernel updates displayed outputs in place; execnb (nbdev_test, the lesson command) runs headlessly.
     shell = notebook_shell()
     live, headless = shell == "ZMQInteractiveShell", shell == "CaptureShell"
@@ -603,7 +621,8 @@ def optimise(gen: nn.Module,                      # generator: calling gen() ret
                     else:
                         display_handle.update(fig)
             if save_every and ((step + 1) % save_every == 0 or step + 1 == n_steps):
-                save_image_atomic(out.detach()[:1], history.preview_dir / f"step_{step + 1:05d}.png")
+                record = replace(provenance, settings={**provenance.settings, "step": step + 1})
+                save_with_provenance(out.detach()[:1], history.preview_dir / f"step_{step + 1:05d}.png", record)
             if callback is not None:
                 callback(step, out.detach(), history)
     except KeyboardInterrupt:
