@@ -217,7 +217,18 @@ def _decode_failure_reason(error: Exception) -> str:
     return f"damaged image data ({type(error).__name__}: {message})"
 
 # %% ../nbs/00_utils.ipynb #c074b99f
-def _decode_under_limit(fp, name, limit, background) -> Image.Image:
+def _jpeg_draft(im: Image.Image, size):
+    "Let a JPEG decode at 1/2, 1/4 or 1/8 scale when the result still covers `size` (see `_resize`); others are left alone."
+    if size is None or im.format != "JPEG":
+        return
+    if isinstance(size, numbers.Integral):
+        request = (int(size), int(size))  # both sides at least the shorter side asked for
+    else:
+        rotated = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap width and height
+        request = (int(size[1]), int(size[0])) if rotated else (int(size[0]), int(size[1]))
+    im.draft(im.mode, request)
+
+def _decode_under_limit(fp, name, limit, background, size=None) -> Image.Image:
     "Open, check and decode `fp` to RGB with Pillow's limit and warnings filter set for this call only."
     with _pillow_limit_lock, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -228,6 +239,7 @@ def _decode_under_limit(fp, name, limit, background) -> Image.Image:
             if limit is not None and im.width * im.height > limit:
                 reason = _too_many_pixels(im.width * im.height, limit, f"of {im.width}x{im.height} ")
                 raise UnreadableImageError(name, reason)
+            _jpeg_draft(im, size)
             Image.MAX_IMAGE_PIXELS = limit  # while decoding, Pillow's own checks (GIF frames, icons) use our limit
             im.load()
             return to_rgb(im, background)
@@ -241,9 +253,10 @@ _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error, Inde
 
 def _decode_image(fp, name, size=None, background=(255, 255, 255)) -> Image.Image:
     "Decode the image in binary file `fp` to RGB and resize it, raising UnreadableImageError that names `name`."
+    _check_size(size)
     limit = MAX_IMAGE_PIXELS
     try:
-        rgb = _decode_under_limit(fp, name, limit, background)
+        rgb = _decode_under_limit(fp, name, limit, background, size)
     except UnreadableImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
