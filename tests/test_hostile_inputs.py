@@ -121,11 +121,17 @@ with warnings.catch_warnings():
     images, skipped = load_images_from_folder(path.parent)
 print("folder read:", sorted(p.name for p in images))
 print("folder skipped:", [(p.name, reason) for p, reason in skipped])
+
+from tglcourse.search import ImageIndex
+with ImageIndex(path.parent, index_path=path.parent / "index" / "images.sqlite") as index:
+    report = index.update(quiet=True)
+print("index embedded:", report.embedded)
+print("index skipped:", report.skipped)
 """
 
 
 def test_permission_denied_names_file(tmp_path):
-    "A file the user may not read is an UnreadableImageError naming it, and a folder read skips it with the reason."
+    "A file the user may not read raises UnreadableImageError naming it; folder reads and ImageIndex skip it with the reason."
     import subprocess
     import sys
     path = unreadable_by_permission(tmp_path)
@@ -137,7 +143,9 @@ def test_permission_denied_names_file(tmp_path):
     assert done.stdout.splitlines() == [
         f"single: {path}: permission denied (this user cannot read the file)",
         "folder read: ['readable.png']",
-        "folder skipped: [('no_permission.png', 'permission denied (this user cannot read the file)')]"]
+        "folder skipped: [('no_permission.png', 'permission denied (this user cannot read the file)')]",
+        "index embedded: ['readable.png']",
+        "index skipped: [('no_permission.png', 'cannot read the file (Permission denied)')]"]
 
 
 def test_folder_skips_and_reports(corpus):
