@@ -338,15 +338,22 @@ def _read_state_dict(path: Path, origin: str) -> dict:
         raise WeightsUnavailableError(f"{path}: could not read VGG16 weights ({origin}): {e}") from e
 
 def _download_vgg16_state_dict(progress: bool, timeout: float) -> dict:
-    "Download VGG16's weights through torchvision, raising WeightsUnavailableError on any network failure."
+    "Download VGG16's weights into torch's cache, then load them like any other weights file."
+    url, path = VGG16_Weights.IMAGENET1K_V1.url, vgg16_cache_path()
+    # torch.hub checks the file's SHA-256 against the prefix in its name (397923af for vgg16-397923af.pth).
+    hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # torch.hub's urlopen takes no timeout of its own
     try:
-        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=progress, check_hash=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # download_url_to_file writes a temporary file and renames it, so a failed download leaves no partial file at `path`.
+        torch.hub.download_url_to_file(url, str(path), hash_prefix, progress=progress)
     except (OSError, RuntimeError) as e:  # URLError, socket errors and hash mismatches
-        raise WeightsUnavailableError(f"could not download VGG16 weights from {VGG16_Weights.IMAGENET1K_V1.url}: {e}") from e
+        raise WeightsUnavailableError(f"could not download VGG16 weights from {url}: {e}") from e
     finally:
         socket.setdefaulttimeout(previous)
+    # torchvision's own get_state_dict() would unpickle with weights_only=False, which can run code from the file.
+    return _read_state_dict(path, f"downloaded from {url}")
 
 # %% ../nbs/01_backbones.ipynb #1677e334
 def _vgg16_backbone(model: torchvision.models.VGG, weights_source: str) -> Backbone:
