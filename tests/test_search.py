@@ -196,6 +196,27 @@ def test_bad_files_skipped_and_retried(tmp_path, backbone):
     assert len(index) == 4
 
 
+def test_long_strips_embedded_in_little_memory(tmp_path):
+    folder = tmp_path / "strips"
+    folder.mkdir()
+    strip = np.zeros((3, 20000, 3), dtype=np.uint8)
+    strip[:, 6667:13334] = (0, 255, 0)
+    Image.fromarray(strip).save(folder / "wide.png")
+    Image.fromarray(strip.transpose(1, 0, 2)).save(folder / "tall.png")
+    # Resizing a 20000x3 strip to a 256-pixel shorter side before cropping would take 1.3 GB per image.
+    code = ("import resource, sys; from tglcourse.cli import main; code = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, "index", str(folder), "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    peak_mib = int(result.stdout.split()[-1])
+    assert peak_mib < 1500, f"peak memory {peak_mib} MiB"
+    index = ImageIndex(folder, backbone=efficientnet_lite0())
+    assert sorted(index.vectors()[0]) == ["tall.png", "wide.png"]
+    assert index.skipped_files() == []
+    index.close()
+
+
 def test_unreadable_file_skipped(tmp_path, backbone, monkeypatch):
     folder = make_folder(tmp_path / "photos", 2)
     real_sha256 = file_sha256

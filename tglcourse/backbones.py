@@ -181,13 +181,11 @@ def _preprocess(self: Backbone, images, crop: bool = True) -> torch.Tensor:
     resize_to = round(self.input_size / 0.875)  # the usual 256-then-crop-224 evaluation recipe
     batch = []
     for image in images:
-        pil = load_image(image, size=resize_to if crop else (self.input_size, self.input_size))
-        t = pil_to_tensor(pil)
         if crop:
-            h, w = t.shape[-2:]
-            top, left = (h - self.input_size) // 2, (w - self.input_size) // 2
-            t = t[..., top:top + self.input_size, left:left + self.input_size]
-        batch.append(t)
+            pil = load_image(image, size=resize_to, crop=self.input_size)
+        else:
+            pil = load_image(image, size=(self.input_size, self.input_size))
+        batch.append(pil_to_tensor(pil))
     return torch.cat(batch).to(self.mean.device)
 Backbone.preprocess = _preprocess
 

@@ -115,14 +115,7 @@ def load_for_embedding(path,                # image file
                        input_size: int = 224,  # side of the square crop the backbone expects
                        ) -> torch.Tensor:   # [3, input_size, input_size] in [0, 1]
     "Decode an image file the way `Backbone.preprocess` does: shorter side to input_size/0.875, then a centre crop."
-    pil = load_image_pil(path, size=round(input_size / 0.875))
-    return _centre_crop(pil_to_tensor(pil)[0], input_size)
-
-def _centre_crop(t: torch.Tensor, side: int) -> torch.Tensor:
-    "Cut the central side x side square out of an image tensor [..., H, W]."
-    h, w = t.shape[-2:]
-    top, left = (h - side) // 2, (w - side) // 2
-    return t[..., top:top + side, left:left + side]
+    return pil_to_tensor(load_image_pil(path, size=round(input_size / 0.875), crop=input_size))[0]
 
 # %% ../nbs/05_search.ipynb #e272e1d1
 class ImageFileDataset(torch.utils.data.Dataset):
@@ -817,8 +810,8 @@ def decode_image_bytes(data: bytes, name: str, input_size: int = 224) -> torch.T
     if not data:
         raise UnreadableImageError(name, "empty file (0 bytes)")
     # The same decoder as load_image_pil, so the pixel limit and the error reasons are the same too.
-    pil = _decode_image(BytesIO(data), name, size=round(input_size / 0.875))
-    return _centre_crop(pil_to_tensor(pil)[0], input_size)
+    pil = _decode_image(BytesIO(data), name, size=round(input_size / 0.875), crop=input_size)
+    return pil_to_tensor(pil)[0]
 
 # %% ../nbs/05_search.ipynb #7d8da92d
 class RayEmbedder:

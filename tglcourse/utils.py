@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'METADATA_FILE_NAMES', 'UnreadableImageError', 'ImageNotFoundError',
-           'ImageDownloadError', 'in_test', 'get_device', 'notebook_shell', 'file_sha256', 'to_rgb', 'load_image_pil',
-           'pil_from_url', 'pil_to_tensor', 'tensor_to_pil', 'load_image', 'image_grid', 'load_images_from_folder',
-           'positive_int', 'non_negative_int']
+           'ImageDownloadError', 'in_test', 'get_device', 'notebook_shell', 'file_sha256', 'to_rgb',
+           'torch_load_failure', 'load_image_pil', 'pil_from_url', 'pil_to_tensor', 'tensor_to_pil', 'load_image',
+           'image_grid', 'load_images_from_folder', 'positive_int', 'non_negative_int']
 
 # %% ../nbs/00_utils.ipynb #231cdcf3
 import argparse
@@ -173,23 +173,48 @@ def _check_size(size):
     raise ValueError(f"size must be None, a positive int (the shorter side) or a (width, height) tuple of "
                      f"positive ints, got {size!r}")
 
+# %% ../nbs/00_utils.ipynb #37793a1d
+MAX_IMAGE_PIXELS = 100_000_000  # largest width * height that the loaders decode, or None for no limit
+
 # %% ../nbs/00_utils.ipynb #cb18e6d0
-def _resize(im: Image.Image, size) -> Image.Image:
-    "Resize with LANCZOS: None keeps the size, an int sets the shorter side, (width, height) sets both."
+def _check_crop(crop):
+    "Raise unless `crop` is None or a positive int."
+    if crop is not None and not (isinstance(crop, numbers.Integral) and not isinstance(crop, bool) and crop > 0):
+        raise ValueError(f"crop must be None or a positive int (the side of the centre square), got {crop!r}")
+
+def _resize(im: Image.Image, size, crop: int | None = None) -> Image.Image:
+    """Resize with LANCZOS: None keeps the size, an int sets the shorter side, (width, height) sets both.
+
+    With `crop`, return only the central `crop` x `crop` square of that result. It is resampled from the matching
+    region of `im` in one step, so a long panorama never becomes a huge intermediate image. Without `crop`, a
+    result over `MAX_IMAGE_PIXELS` raises ValueError.
+    """
     _check_size(size)
+    _check_crop(crop)
     if size is None:
-        return im
-    if isinstance(size, numbers.Integral):
+        target = im.size
+    elif isinstance(size, numbers.Integral):
         scale = size / min(im.size)
         target = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
     else:
         target = (int(size[0]), int(size[1]))
+    if crop is None:
+        if MAX_IMAGE_PIXELS is not None and target[0] * target[1] > MAX_IMAGE_PIXELS:
+            raise ValueError(
+                f"resizing the {im.width}x{im.height} image to {target[0]}x{target[1]} would make "
+                f"{target[0] * target[1]:,} pixels, more than the limit of {MAX_IMAGE_PIXELS:,}. Ask for a smaller "
+                "size, or set tglcourse.utils.MAX_IMAGE_PIXELS to a larger number (or None for no limit).")
+        return im if target == im.size else im.resize(target, Image.Resampling.LANCZOS)
+    if crop > min(target):
+        raise ValueError(f"crop={crop} is larger than the resized image's shorter side ({min(target)} pixels)")
+    left, top = (target[0] - crop) // 2, (target[1] - crop) // 2
     if target == im.size:
-        return im
-    return im.resize(target, Image.Resampling.LANCZOS)
-
-# %% ../nbs/00_utils.ipynb #37793a1d
-MAX_IMAGE_PIXELS = 100_000_000  # largest width * height that the loaders decode, or None for no limit
+        return im.crop((left, top, left + crop, top + crop))
+    # The box maps the crop back to source coordinates, so the scale and the sample positions are those of a
+    # full resize followed by a crop. Pillow reads pixels outside the box for the filter's support.
+    sx, sy = im.width / target[0], im.height / target[1]
+    box = (left * sx, top * sy, (left + crop) * sx, (top + crop) * sy)
+    return im.resize((crop, crop), Image.Resampling.LANCZOS, box=box)
 
 # %% ../nbs/00_utils.ipynb #6d2f19a5
 # Pillow's limit and the warnings filters are global, so one lock guards them while an image decodes.
@@ -215,6 +240,18 @@ def _decode_failure_reason(error: Exception) -> str:
     if "truncated" in message.lower():
         return "truncated image data"
     return f"damaged image data ({type(error).__name__}: {message})"
+
+# %% ../nbs/00_utils.ipynb #e0a551fe
+def torch_load_failure(error: Exception) -> str:
+    "Describe why `torch.load(..., weights_only=True)` failed, leaving out PyTorch's advice to turn `weights_only` off."
+    message = str(error)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    if found:
+        return (f"the file contains a pickled {found[1]} object. Loading with weights_only=True accepts only tensors "
+                "and plain containers, because unpickling other objects can run code")
+    if isinstance(error, RuntimeError) and "weights_only" not in message:
+        return f"not a readable PyTorch file ({message.splitlines()[0][:200]})"
+    return f"not a PyTorch weights file (torch.load could not unpickle it: {type(error).__name__})"
 
 # %% ../nbs/00_utils.ipynb #c074b99f
 def _jpeg_draft(im: Image.Image, size):
@@ -251,9 +288,10 @@ def _decode_under_limit(fp, name, limit, background, size=None) -> Image.Image:
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error, IndexError)
 
 
-def _decode_image(fp, name, size=None, background=(255, 255, 255)) -> Image.Image:
-    "Decode the image in binary file `fp` to RGB and resize it, raising UnreadableImageError that names `name`."
+def _decode_image(fp, name, size=None, background=(255, 255, 255), crop=None) -> Image.Image:
+    "Decode the image in binary file `fp` to RGB and resize it (see `_resize`), raising UnreadableImageError that names `name`."
     _check_size(size)
+    _check_crop(crop)
     limit = MAX_IMAGE_PIXELS
     try:
         rgb = _decode_under_limit(fp, name, limit, background, size)
@@ -264,7 +302,10 @@ def _decode_image(fp, name, size=None, background=(255, 255, 255)) -> Image.Imag
         raise UnreadableImageError(name, _too_many_pixels(found and int(found[1]), limit)) from None
     except _DECODE_ERRORS as e:
         raise UnreadableImageError(name, _decode_failure_reason(e)) from e
-    return _resize(rgb, size)
+    try:
+        return _resize(rgb, size, crop)
+    except ValueError as e:  # the resized image would be over MAX_IMAGE_PIXELS, or smaller than the crop
+        raise UnreadableImageError(name, str(e)) from None
 
 # %% ../nbs/00_utils.ipynb #50ca9c8e
 def _open_image_file(fn):
@@ -293,18 +334,21 @@ def load_image_pil(
     fn,  # path to an image file (str or Path)
     size=None,  # None keeps the size, an int sets the shorter side, a (width, height) tuple sets both
     background=(255, 255, 255),  # colour placed under transparent pixels
+    crop: int | None = None,  # after resizing, keep only the central crop x crop square
 ) -> Image.Image:  # fully decoded RGB image
     """Load an image file as RGB, upright and fully decoded, with the file closed again.
 
     Raises `UnreadableImageError` naming the file when it is missing (`ImageNotFoundError`), a directory,
-    unreadable, empty, not an image, truncated or damaged, or larger than `MAX_IMAGE_PIXELS`.
+    unreadable, empty, not an image, truncated or damaged, or larger than `MAX_IMAGE_PIXELS`, before or
+    (without `crop`) after resizing.
     """
     if not isinstance(fn, (str, os.PathLike)):
         raise TypeError(f"load_image_pil() expects a path (str or Path), got {type(fn).__name__}. "
                         "Use load_image() for PIL images, arrays and tensors.")
     _check_size(size)
+    _check_crop(crop)
     with _open_image_file(fn) as f:
-        return _decode_image(f, fn, size, background)
+        return _decode_image(f, fn, size, background, crop)
 
 # %% ../nbs/00_utils.ipynb #2d1ecfaf
 _DOWNLOAD_CHUNK_BYTES = 1 << 16
@@ -364,6 +408,7 @@ def pil_from_url(
     size=None,  # None keeps the size, an int sets the shorter side, a (width, height) tuple sets both
     timeout: float = 10,  # seconds allowed for connecting and for each read
     max_bytes: int = 50 * 2**20,  # largest reply accepted, in bytes
+    crop: int | None = None,  # after resizing, keep only the central crop x crop square
 ) -> Image.Image:  # fully decoded RGB image
     """Download an image over HTTP(S) and decode it like `load_image_pil`.
 
@@ -376,10 +421,11 @@ def pil_from_url(
         raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}. pil_from_url() reads only http and "
                          "https URLs, so download the file and pass its local path to load_image_pil().")
     _check_size(size)
+    _check_crop(crop)
     if not (isinstance(max_bytes, numbers.Integral) and max_bytes > 0):
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     data = _download(url, timeout, max_bytes)
-    return _decode_image(BytesIO(data), url, size)
+    return _decode_image(BytesIO(data), url, size, crop=crop)
 
 # %% ../nbs/00_utils.ipynb #cf0e87cb
 def pil_to_tensor(
@@ -434,6 +480,7 @@ def _pil_from_array(array: np.ndarray) -> Image.Image:
 def load_image(
     src,  # path, http(s) URL, PIL image, array (H, W[, 3 or 4]) or tensor [3, H, W] / [1, 3, H, W]
     size=None,  # None keeps the size, an int sets the shorter side, a (width, height) tuple sets both
+    crop: int | None = None,  # after resizing, keep only the central crop x crop square
 ) -> Image.Image:  # RGB image
     """Load an image from any common source as one RGB PIL image.
 
@@ -442,19 +489,20 @@ def load_image(
     Tensors are clamped to [0, 1] like `tensor_to_pil` does. Any other type raises TypeError.
     """
     _check_size(size)
+    _check_crop(crop)
     if isinstance(src, str) and _URL_PATTERN.match(src):
-        return pil_from_url(src, size=size)
+        return pil_from_url(src, size=size, crop=crop)
     if isinstance(src, (str, os.PathLike)):
-        return load_image_pil(src, size=size)
+        return load_image_pil(src, size=size, crop=crop)
     if isinstance(src, Image.Image):
-        return _resize(to_rgb(src), size)
+        return _resize(to_rgb(src), size, crop)
     if isinstance(src, np.ndarray):
-        return _resize(_pil_from_array(src), size)
+        return _resize(_pil_from_array(src), size, crop)
     if isinstance(src, torch.Tensor):
         if src.ndim == 4 and src.shape[0] != 1:
             raise ValueError(f"load_image() takes one image, got a batch of {src.shape[0]}. "
                              "Use tensor_to_pil() for batches.")
-        return _resize(tensor_to_pil(src), size)
+        return _resize(tensor_to_pil(src), size, crop)
     raise TypeError(f"load_image() cannot read a value of type {type(src).__name__}. Expected a path, an http(s) "
                     "URL, a PIL image, a NumPy array or a torch tensor.")
 
