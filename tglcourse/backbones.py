@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.models import VGG16_Weights
 
-from .utils import load_image, pil_to_tensor
+from .utils import load_image, pil_to_tensor, torch_load_failure
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CATEGORIES', 'EFFICIENTNET_LITE0_STAGES', 'VGG16_WEIGHTS_ENV',
@@ -328,12 +328,14 @@ def vgg16_cache_path() -> Path:
 # %% ../nbs/01_backbones.ipynb #40b99f0e
 def _read_state_dict(path: Path, origin: str) -> dict:
     "Load a weights file with weights_only=True, raising WeightsUnavailableError that names it."
+    if path.is_dir():
+        raise WeightsUnavailableError(f"{path}: is a folder, not a VGG16 weights file ({origin})")
     if not path.is_file():
         raise WeightsUnavailableError(f"{path}: VGG16 weights file not found ({origin})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
-        raise WeightsUnavailableError(f"{path}: could not read VGG16 weights ({origin}): {e}") from e
+        raise WeightsUnavailableError(f"{path}: could not read VGG16 weights ({origin}): {torch_load_failure(e)}") from e
 
 def _download_vgg16_state_dict(progress: bool, timeout: float) -> dict:
     "Download VGG16's weights into torch's cache, then load them like any other weights file."
