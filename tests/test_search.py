@@ -372,6 +372,45 @@ def test_sigkill_mid_build(tmp_path, backbone):
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5, key
 
 
+SLOW_COMMAND = """
+import sys, time
+import tglcourse.backbones as backbones
+from tglcourse.cli import main
+embed = backbones.Backbone.embed
+def slow_embed(self, x):
+    time.sleep(0.3)  # gives the test time to interrupt the command between batches
+    return embed(self, x)
+backbones.Backbone.embed = slow_embed
+sys.exit(main(["index", *sys.argv[1:]]))
+"""
+
+
+def test_ctrl_c_during_index_command(tmp_path, backbone):
+    folder = make_folder(tmp_path / "photos", 20)
+    index_path = tmp_path / "index.sqlite"
+    script = tmp_path / "slow_command.py"
+    script.write_text(SLOW_COMMAND)
+    process = subprocess.Popen([sys.executable, str(script), str(folder), "--index", str(index_path), "--batch-size", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (index_path.exists() and count_rows(index_path) >= 4):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out waiting for the first batches"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == ("tglcourse index: interrupted (Ctrl-C). The images embedded so far are "
+                                               "saved in the index. Run the same command again to finish it.")
+    kept = count_rows(index_path)
+    assert 4 <= kept < 20
+    index = ImageIndex(folder, backbone=backbone, index_path=index_path)
+    assert len(index.update(quiet=True).embedded) == 20 - kept
+    assert len(index) == 20
+    index.close()
+
+
 READER = """
 import os, sys, time
 from pathlib import Path

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+
+from . import __version__
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'usage', 'main']
+__all__ = ['SUBCOMMANDS', 'INTERRUPT_NOTES', 'usage', 'main']
 
 # %% ../nbs/09_cli.ipynb #23d299a3
 SUBCOMMANDS = {  # name -> (module, function, one-line help)
@@ -26,8 +29,20 @@ def usage() -> str:
     for name, (module, _, help_text) in SUBCOMMANDS.items():
         if importlib.util.find_spec(module) is not None:
             lines.append(f"  {name:<10} {help_text}")
-    lines += ["", "Run `tglcourse SUBCOMMAND --help` for a subcommand's options."]
+    lines += ["", "Run `tglcourse SUBCOMMAND --help` for a subcommand's options, `tglcourse --version` for the version."]
     return "\n".join(lines)
+
+# What a user should know when Ctrl-C stops a subcommand, beyond the fact that it stopped.
+# stylize and finetune catch Ctrl-C themselves and say what they kept.
+INTERRUPT_NOTES = {
+    "index": "The images embedded so far are saved in the index. Run the same command again to finish it.",
+}
+
+def _warning_printer(name: str):
+    "Return a warnings.showwarning replacement that prints one line per warning, as the command's errors are."
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"tglcourse {name}: warning: {message}", file=sys.stderr, flush=True)
+    return show
 
 def main(argv: list[str] | None = None) -> int:
     "Run the `tglcourse` command: dispatch to a subcommand and return its exit code."
@@ -35,9 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(usage())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"tglcourse {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS or importlib.util.find_spec(SUBCOMMANDS[name][0]) is None:
         print(f"tglcourse: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, function, _ = SUBCOMMANDS[name]
-    return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(name)  # Python's default adds the file name and a source line
+        try:
+            return int(getattr(importlib.import_module(module), function)(rest) or 0)
+        except KeyboardInterrupt:
+            note = INTERRUPT_NOTES.get(name, "")
+            print(f"tglcourse {name}: interrupted (Ctrl-C). {note}".rstrip(), file=sys.stderr, flush=True)
+            return 130  # the shell's exit status for a process stopped by SIGINT
