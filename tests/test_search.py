@@ -560,7 +560,7 @@ def test_commands_on_course_images(tmp_path):
 def test_command_errors(tmp_path):
     missing = run_tglcourse("index", tmp_path / "nowhere")
     assert missing.returncode == 1
-    assert "image folder not found" in missing.stderr
+    assert missing.stderr == f"tglcourse index: error: {tmp_path / 'nowhere'}: image folder not found\n"
     no_index = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", tmp_path)
     assert no_index.returncode == 1
     assert "no index found" in no_index.stderr
@@ -596,3 +596,53 @@ def test_index_command_quiet_prints_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert done.stderr == ""
+
+
+def test_index_command_no_readable_image(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no pictures here")
+    (folder / "data.json").write_text("{}")
+    done = run_tglcourse("index", folder, "--quiet")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"tglcourse index: error: {folder}: none of its 2 files could be read as an image "
+                                  "(data.json: not an image")
+    assert "notes.txt: not an image" in done.stderr
+    asked = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", folder)
+    assert asked.returncode == 1
+    assert "contains no images" in asked.stderr
+    assert "lists the files it cannot read" in asked.stderr
+
+
+def test_search_warns_of_deleted_match(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"):
+        shutil.copy(IMAGES / name, folder)
+    assert run_tglcourse("index", folder, "--quiet").returncode == 0
+    (folder / "chelsea.jpg").unlink()
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"an older grid")
+    found = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", folder, "--top", "2", "--grid", grid, "--force")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[1].split() == ["1", "1.000", "chelsea.jpg"]
+    assert found.stderr.splitlines() == [
+        f"tglcourse search: warning: 1 of the matches no longer exist in {folder} (chelsea.jpg): "
+        "run `tglcourse index FOLDER` or call update() to refresh the index"]
+    with Image.open(grid) as replaced:  # --force replaced the old file
+        assert replaced.format == "PNG"
+        assert replaced.width == 3 * 150
+
+
+def test_add_rejects_folder_and_non_paths(tmp_path, backbone):
+    folder = make_folder(tmp_path / "photos", 1)
+    index = ImageIndex(folder, backbone=backbone)
+    with pytest.raises(IsADirectoryError, match="the collection folder itself: call update()"):
+        index.add(folder)
+    with pytest.raises(TypeError, match="add\\(\\) expects a path or a list of paths, got int 5"):
+        index.add(5)
+    with pytest.raises(TypeError, match="got int 5"):
+        index.add([5])
+    report = index.add(folder / "img_000.jpg")
+    assert str(report).startswith("1 image indexed in ")
+    index.close()

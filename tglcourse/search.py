@@ -39,7 +39,7 @@ __all__ = ['INDEX_FILE_NAME', 'EMBEDDING_RECIPE', 'INDEX_FORMAT', 'SCHEMA_VERSIO
            'collate_decoded', 'default_num_workers', 'default_batch_size', 'embed_batch', 'embed_files', 'Progress',
            'IndexFileError', 'IndexMismatchError', 'EmptyFolderError', 'ImageIndex', 'UpdateReport', 'exact_top_k',
            'FaissIVFIndex', 'recall_at_k', 'decode_image_bytes', 'RayEmbedder', 'embed_folder_with_ray',
-           'read_index_meta', 'cli_index', 'format_results', 'cli_search']
+           'read_index_meta', 'error_text', 'cli_index', 'format_results', 'cli_search']
 
 # %% ../nbs/05_search.ipynb #d768f32b
 INDEX_FILE_NAME = ".tglcourse-index.sqlite"  # default index file inside the collection, hidden so that scans skip it
@@ -209,7 +209,7 @@ class Progress:
         self.bar = None
         if not quiet and _in_notebook():
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc=description, unit="image")
+            self.bar = tqdm(total=total, desc=description, unit="file")
 
     def update(self, n: int):
         self.done += n
@@ -221,7 +221,7 @@ class Progress:
         now = time.perf_counter()
         if now - self.last_line >= self.every or self.done >= self.total:
             rate = self.done / max(now - self.start, 1e-9)
-            print(f"{self.description}: {self.done}/{self.total} images, {rate:.1f} images/s", flush=True)
+            print(f"{self.description}: {self.done}/{self.total} files, {rate:.1f} files/s", flush=True)
             self.last_line = now
 
     def close(self):
@@ -401,7 +401,7 @@ class UpdateReport:
 
     def __str__(self):
         indexed = len(self.embedded) + len(self.copied) + len(self.touched) + self.unchanged
-        lines = [f"{indexed} images indexed in {self.seconds:.1f} s: {len(self.embedded)} embedded, "
+        lines = [f"{indexed} {'image' if indexed == 1 else 'images'} indexed in {self.seconds:.1f} s: {len(self.embedded)} embedded, "
                  f"{len(self.copied)} copied from identical files, {len(self.touched) + self.unchanged} unchanged, "
                  f"{len(self.removed)} removed, {len(self.skipped)} skipped"]
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
@@ -529,12 +529,22 @@ def _empty_folder_error(folder) -> EmptyFolderError:
                             f"ignored); add images, or check that the folder is the right one and mounted. "
                             f"The index was left as it was.")
 
+def _no_readable_image_error(folder, skipped) -> EmptyFolderError:
+    examples = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return EmptyFolderError(f"{folder}: none of its {len(skipped)} files could be read as an image ({examples}{more}). "
+                            f"Add image files (JPEG, PNG, WebP and others that Pillow reads), or check the folder.")
+
 def _update(self: ImageIndex,
             batch_size: int | None = None,   # images per forward pass and per committed transaction; None: default_batch_size
             num_workers: int | None = None,  # decoding processes, or None for default_num_workers()
             quiet: bool = False,             # no progress and no summary
             ) -> UpdateReport:
-    "Bring the index up to date with its folder: embed new and changed images, forget deleted ones."
+    """Bring the index up to date with its folder: embed new and changed images, forget deleted ones.
+
+    Prints the returned report in a terminal, but not in a notebook, where the returned value displays itself.
+    Raises EmptyFolderError when the folder has files but none of them could be read as an image.
+    """
     start = time.perf_counter()
     files, irregular = scan_folder(self.folder, exclude=self._index_files())
     if not files and not irregular:
@@ -546,8 +556,10 @@ def _update(self: ImageIndex,
         self._embed_and_store(to_embed, report, batch_size, num_workers, quiet)
     report.skipped.sort()
     report.seconds = time.perf_counter() - start
-    if not quiet:
+    if not quiet and not _in_notebook():
         print(report)
+    if len(self) == 0 and report.skipped:
+        raise _no_readable_image_error(self.folder, report.skipped)
     return report
 
 ImageIndex.update = _update
@@ -561,9 +573,13 @@ ImageIndex.skipped_files = _skipped_files
 # %% ../nbs/05_search.ipynb #21c93603
 def _key_for_add(self: ImageIndex, path) -> str:
     "Return the index key of `path`, or raise ValueError when update() would not index that file."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"add() expects a path or a list of paths, got {type(path).__name__} {path!r}")
     absolute, root = os.path.abspath(path), os.path.abspath(self.folder)
     relative = os.path.relpath(absolute, root)
-    if relative == os.curdir or relative == os.pardir or relative.startswith(os.pardir + os.sep):
+    if relative == os.curdir:
+        raise IsADirectoryError(errno.EISDIR, "the collection folder itself: call update() to index the whole folder", str(path))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         raise ValueError(f"{path}: not inside the collection folder {self.folder}; copy the file into it, then add it")
     if absolute in {os.path.abspath(p) for p in self._index_files()}:
         raise ValueError(f"{path}: is the index file itself, not an image")
@@ -581,7 +597,12 @@ def _add(self: ImageIndex,
          ) -> UpdateReport:
     "Index the given files without scanning the rest of the folder; return what was done."
     start = time.perf_counter()
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    elif isinstance(paths, (list, tuple, set)) or hasattr(paths, "__next__"):
+        paths = list(paths)
+    else:
+        raise TypeError(f"add() expects a path or a list of paths, got {type(paths).__name__} {paths!r}")
     files, report = {}, UpdateReport()
     for path in paths:
         key = self._key_for_add(path)
@@ -658,7 +679,12 @@ def _search(self: ImageIndex,
     "Find the `k` indexed images most similar to `query`; return [(path, cosine similarity)], best first."
     if not (isinstance(k, int) and k >= 1):
         raise ValueError(f"k must be a positive int, got {k!r}")
-    return self.search_embedding(self.embed_query(query), k, method)
+    results = self.search_embedding(self.embed_query(query), k, method)
+    missing = [path.name for path, _ in results if not path.exists()]
+    if missing:
+        warnings.warn(f"{len(missing)} of the matches no longer exist in {self.folder} ({', '.join(missing)}): "
+                      f"run `tglcourse index FOLDER` or call update() to refresh the index", stacklevel=2)
+    return results
 
 def _search_embedding(self: ImageIndex, query: np.ndarray, k: int = 5, method: str = "auto") -> list[tuple[Path, float]]:
     "Find the `k` indexed images whose embeddings are closest to the unit vector `query` [D]."
@@ -952,6 +978,12 @@ def _index_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     return parser
 
+def error_text(error: Exception) -> str:
+    "Format an error for a command's output, as 'path: reason' for OSErrors that carry both, without '[Errno N]'."
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
 def cli_index(argv: list[str]) -> int:
     "Run `tglcourse index`: build or update a folder's index; return the exit code."
     args = _index_parser().parse_args(argv)
@@ -978,7 +1010,7 @@ def cli_index(argv: list[str]) -> int:
                 print(f"indexing {args.folder} into {index.index_path}", flush=True)
             index.update(batch_size=args.batch_size, num_workers=args.workers, quiet=args.quiet)
     except (OSError, ValueError, WeightsUnavailableError) as e:  # missing folder or weights, foreign or mismatched index
-        print(f"tglcourse index: error: {e}", file=sys.stderr)
+        print(f"tglcourse index: error: {error_text(e)}", file=sys.stderr)
         return 1
     return 0
 
@@ -999,7 +1031,7 @@ def _search_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", metavar="PATH", help=f"index file (default: FOLDER/{INDEX_FILE_NAME})")
     parser.add_argument("--top", type=positive_int, default=5, help="number of matches to show (default: 5)")
     parser.add_argument("--grid", metavar="PNG", help="also save the query and its matches as a grid image")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --grid file")
+    parser.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace an existing --grid file")
     parser.add_argument("--method", choices=["auto", "exact", "faiss"], default="auto",
                         help=f"exact search, FAISS, or 'auto' (default): exact up to {EXACT_SEARCH_LIMIT:,} images, then FAISS")
     return parser
@@ -1018,7 +1050,8 @@ def cli_search(argv: list[str]) -> int:
         with ImageIndex.open(index_path, folder=folder) as index:
             results = index.search(args.query, k=args.top, method=args.method)
             if not results:
-                print(f"the index {index_path} holds no images yet: run `tglcourse index FOLDER`")
+                print(f"tglcourse search: error: the index {index_path} contains no images. Run `tglcourse index "
+                      f"FOLDER`, which also lists the files it cannot read.", file=sys.stderr)
                 return 1
             print(format_results(results, index.folder))
             if args.grid:
@@ -1027,6 +1060,6 @@ def cli_search(argv: list[str]) -> int:
                                              overwrite=args.overwrite)
                 print(f"saved the grid to {saved}")
     except (OSError, ValueError, WeightsUnavailableError) as e:  # missing index or weights, unreadable query, existing grid
-        print(f"tglcourse search: error: {e}", file=sys.stderr)
+        print(f"tglcourse search: error: {error_text(e)}", file=sys.stderr)
         return 1
     return 0
