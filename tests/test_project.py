@@ -40,3 +40,36 @@ def test_library_matches_notebooks(tmp_path):
     for exported in sorted((ROOT / "tglcourse").glob("*.py")):
         regenerated = copy / "tglcourse" / exported.name
         assert regenerated.read_text() == exported.read_text(), f"tglcourse/{exported.name} differs from its notebook: run nbdev_export"
+
+
+def run_lesson(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "run_lesson.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_lesson_command_rejects_bad_arguments(tmp_path):
+    not_notebook = run_lesson("--notebook", ROOT / "README.md", "--output", tmp_path / "out")
+    assert not_notebook.returncode == 2
+    assert not_notebook.stderr == f"error: {ROOT / 'README.md'}: not a Jupyter notebook (expected a .ipynb file, which is JSON with a list of cells)\n"
+    a_file = tmp_path / "afile"
+    a_file.write_text("keep me")
+    file_as_output = run_lesson("--output", a_file)
+    assert file_as_output.returncode == 2
+    assert file_as_output.stderr == f"error: {a_file}: exists and is not a folder. --output takes the folder that holds the run folders.\n"
+    assert a_file.read_text() == "keep me"
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_lesson_leaves_no_empty_run_folder(tmp_path):
+    notebook = tmp_path / "fails.ipynb"
+    notebook.write_text('{"cells": [{"cell_type": "code", "execution_count": null, "id": "a1b2c3d4", "metadata": {}, '
+                        '"outputs": [], "source": ["raise RuntimeError(\'this cell fails\')"]}], "metadata": {}, '
+                        '"nbformat": 4, "nbformat_minor": 5}')
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "earlier-run").mkdir()
+    failed = run_lesson("--notebook", notebook, "--output", output)
+    assert failed.returncode == 1
+    assert "error: the notebook failed" in failed.stderr
+    assert "this cell fails" in failed.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["earlier-run"]

@@ -37,6 +37,18 @@ def main() -> int:
     if not source.is_file():
         print(f"error: {source}: notebook not found", file=sys.stderr)
         return 2
+    try:
+        cells = json.loads(source.read_text(encoding="utf-8")).get("cells")
+    except (ValueError, AttributeError):  # not JSON, not UTF-8, or JSON that is not an object
+        cells = None
+    if not isinstance(cells, list):
+        print(f"error: {source}: not a Jupyter notebook (expected a .ipynb file, which is JSON with a list of cells)",
+              file=sys.stderr)
+        return 2
+    if args.output.exists() and not args.output.is_dir():
+        print(f"error: {args.output}: exists and is not a folder. --output takes the folder that holds the run folders.",
+              file=sys.stderr)
+        return 2
     from tglcourse.generation_utils import new_run_dir  # the same never-reused run folders as optimise's previews
 
     out_dir = new_run_dir(args.output.resolve())
@@ -45,7 +57,8 @@ def main() -> int:
 
     from execnb.shell import CaptureShell  # imported late: it is a dev dependency, installed by tools/setup_env.sh
 
-    print(f"Running {source.relative_to(ROOT)} at full size; outputs go to {out_dir}", flush=True)
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+    print(f"Running {shown} at full size; outputs go to {out_dir}", flush=True)
     start = time.time()
     executed = out_dir / source.name
     cwd = os.getcwd()
@@ -54,6 +67,10 @@ def main() -> int:
         CaptureShell().execute(source, executed, exc_stop=True)
     except Exception as e:
         print(f"error: the notebook failed: {e}", file=sys.stderr)
+        if not any(out_dir.iterdir()):
+            out_dir.rmdir()  # the run folder this command created, still empty: nothing of the user's is lost
+        else:
+            print(f"Outputs written before the failure are in {out_dir}", file=sys.stderr)
         return 1
     finally:
         os.chdir(cwd)
