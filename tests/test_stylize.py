@@ -183,3 +183,14 @@ def test_command_ctrl_c_saves_image_so_far(tmp_path):
     record = read_provenance(out)
     assert record.settings["interrupted"] is True
     assert 1 <= record.settings["steps_done"] < 400
+
+
+def test_command_rejects_huge_size_and_folder_output(tmp_path):
+    huge = run_tglcourse("stylize", CONTENT, STYLE, "-o", tmp_path / "out.png", "--size", 100000)
+    assert huge.returncode == 2
+    assert "tglcourse stylize: error: size: expected at most 4096 pixels, got 100000" in huge.stderr
+    assert "Traceback" not in huge.stderr
+    folder = run_tglcourse("stylize", CONTENT, STYLE, "-o", tmp_path)
+    assert folder.returncode == 2
+    assert f"tglcourse stylize: error: output {tmp_path}: is a folder; give a file name such as" in folder.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -32,7 +32,7 @@ from .utils import IMAGE_EXTENSIONS, UnreadableImageError, get_device, load_imag
 from .utils import pil_to_tensor, tensor_to_pil
 
 # %% auto #0
-__all__ = ['STYLE_LOSSES', 'LESSON_STYLE_LAYERS', 'default_scales', 'zero_feature_loss', 'NormalisedStyleLoss',
+__all__ = ['STYLE_LOSSES', 'LESSON_STYLE_LAYERS', 'MAX_SIZE', 'default_scales', 'zero_feature_loss', 'NormalisedStyleLoss',
            'NormalisedContentLoss', 'rgb_to_ycbcr', 'ycbcr_to_rgb', 'luminance_image', 'match_luminance',
            'keep_colours', 'ExponentialMovingAverage', 'random_shift', 'StylizeProgress', 'StylizeResult',
            'canvas_margin', 'stylize', 'loss_plot', 'figure_png', 'steps_for_budget', 'high_frequency_energy',
@@ -279,6 +279,10 @@ def _prepare_inputs(content, style, size: int, preserve_colors: bool, device) ->
     return _Inputs(content_t, style_t, colours, {"content": content_credit, "style": style_credit})
 
 # %% ../nbs/63_stylize.ipynb #9b28e2f5
+# A guard against typing mistakes like 100000, not a measured capacity: memory grows with the square of the size,
+# and at 4096 pixels VGG16's first layers alone hold several GB of activations.
+MAX_SIZE = 4096
+
 def _check_settings(size, steps, scales, style_weight, content_weight, lr, jitter, frame_every) -> list[int]:
     "Validate the numeric settings and return the scales, raising ValueError naming the first bad one."
     for name, value in (("size", size), ("steps", steps)):
@@ -286,6 +290,9 @@ def _check_settings(size, steps, scales, style_weight, content_weight, lr, jitte
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
     if size < 16:
         raise ValueError(f"size: expected at least 16 pixels, got {size}")
+    if size > MAX_SIZE:
+        raise ValueError(f"size: expected at most {MAX_SIZE} pixels, got {size}. Memory use grows with the square of the "
+                         f"size; to go further, raise tglcourse.stylize.MAX_SIZE in Python.")
     scales = default_scales(size) if scales is None else [int(s) for s in scales]
     if not scales or scales[-1] != size or scales[0] < 16 or any(a >= b for a, b in zip(scales, scales[1:])):
         raise ValueError(f"scales: expected increasing sizes of at least 16 pixels ending with size={size}, got {scales}")
@@ -528,6 +535,9 @@ def _stylize_parser() -> argparse.ArgumentParser:
 
 def _check_output(path: str, overwrite: bool, label: str, suffixes: set[str]) -> str | None:
     "An error message if `path` cannot be written as requested, else None."
+    if Path(path).is_dir():
+        example = Path(path) / ("stylised" + (".png" if ".png" in suffixes else min(suffixes)))
+        return f"{label} {path}: is a folder; give a file name such as {example}"
     suffix = Path(path).suffix.lower()
     if suffix not in suffixes:
         return f"{label} {path}: unsupported format {suffix or '(no suffix)'}; use {', '.join(sorted(suffixes))}"
