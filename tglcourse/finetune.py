@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import math
+import numbers
 import os
 import sys
 import time
@@ -24,18 +26,23 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .backbones import Backbone, efficientnet_lite0
-from .utils import (UnreadableImageError, get_device, image_grid, in_test, load_image, load_images_from_folder,
-                             non_negative_int, notebook_shell, positive_int)
+from .utils import (IMAGE_EXTENSIONS, UnreadableImageError, get_device, image_grid, in_test, load_image,
+                             load_images_from_folder, non_negative_int, notebook_shell, positive_int, torch_load_failure)
 
 # %% auto #0
 __all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
            'make_digits_dataset', 'ClassFolderError', 'LabelledImages', 'read_class_folders', 'split_by_fraction',
-           'read_image_folders', 'train_transform', 'eval_transform', 'ImageListDataset', 'ImageLoaders',
-           'make_loaders', 'TransferClassifier', 'reset_weights', 'make_classifier', 'set_body_trainable',
-           'count_trainable', 'evaluate', 'EpochRecord', 'TrainingHistory', 'train_epochs', 'layer_groups',
-           'discriminative_lrs', 'plot_losses', 'fine_tune', 'fastai_fine_tune', 'embed_images', 'ProbeResult',
-           'linear_probe', 'train_from_scratch', 'comparison_table', 'save_classifier', 'load_classifier', 'predict',
-           'cli_finetune']
+           'ClassLayout', 'check_class_layout', 'read_image_folders', 'train_transform', 'eval_transform',
+           'ImageListDataset', 'ImageLoaders', 'make_loaders', 'TransferClassifier', 'reset_weights', 'make_classifier',
+           'set_body_trainable', 'count_trainable', 'evaluate', 'EpochRecord', 'TrainingHistory', 'train_epochs',
+           'layer_groups', 'discriminative_lrs', 'plot_losses', 'fine_tune', 'fastai_fine_tune', 'embed_images',
+           'ProbeResult', 'linear_probe', 'train_from_scratch', 'comparison_table', 'save_classifier',
+           'load_classifier', 'predict', 'cli_finetune']
+
+# %% ../nbs/64_finetuning.ipynb #240d872e
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    "Return the count with the noun, in the plural unless the count is 1: '1 image', '2 images', '2 classes'."
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 # %% ../nbs/64_finetuning.ipynb #8986d7f0
 class DatasetFolderExistsError(FileExistsError):
@@ -57,7 +64,8 @@ def make_digits_dataset(dest: str | Path,          # new or empty folder to writ
     for digit in range(10):
         indices = rng.permutation(np.flatnonzero(digits.target == digit))
         if len(indices) < train_per_class + valid_per_class:
-            raise ValueError(f"only {len(indices)} images of digit {digit}: lower train_per_class or valid_per_class")
+            raise ValueError(f"only {_plural(len(indices), 'image')} of digit {digit}: "
+                             f"lower train_per_class or valid_per_class")
         for split, chosen in (("train", indices[:train_per_class]),
                               ("valid", indices[train_per_class:train_per_class + valid_per_class])):
             folder = dest / split / str(digit)
@@ -163,6 +171,55 @@ def split_by_fraction(data: LabelledImages,
     return subset(train_idx), subset(valid_idx)
 
 # %% ../nbs/64_finetuning.ipynb #a34c4f0f
+@dataclass
+class ClassLayout:
+    "The class folders under a data folder, found without reading any image."
+    root: Path
+    split: bool         # True for root/train/<class>/ and root/valid/<class>/, False for root/<class>/
+    classes: list       # class folder names, sorted; those of train/ when split
+    loose_images: list  # image files next to the class folders, which belong to no class and are not read
+
+def _expected_layout(root: Path) -> str:
+    return (f"{root}/<class name>/<images> with one folder per class, or {root}/train/<class name>/<images> and "
+            f"{root}/valid/<class name>/<images>")
+
+def _image_files_in(folder: Path) -> list[Path]:
+    "Return the visible files directly in `folder` that have an image suffix."
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+def _count_by_folder(paths: list) -> str:
+    "Count `paths` by folder, as in '13 images directly in photos'."
+    counts = {}
+    for path in paths:
+        counts[path.parent] = counts.get(path.parent, 0) + 1
+    return " and ".join(f"{_plural(n, 'image')} directly in {folder}" for folder, n in counts.items())
+
+def check_class_layout(root: str | Path) -> ClassLayout:
+    "Find the class folders under `root` without reading images. Raise `ClassFolderError` unless there are at least 2."
+    root = Path(root)
+    names = {p.name for p in _class_folders(root)}
+    present = [n for n in SPLIT_FOLDER_NAMES if n in names]
+    if len(present) == 1:
+        missing = ({"train", "valid"} - set(present)).pop()
+        raise ClassFolderError(f"{root}: has a {present[0]}/ folder but no {missing}/ folder; add {missing}/ with the "
+                               f"same class folders, or move the class folders up into {root} for a random split")
+    split = len(present) == 2
+    class_root = root / "train" if split else root
+    classes = [p.name for p in _class_folders(class_root)]
+    loose = _image_files_in(root)
+    if split:
+        loose += _image_files_in(root / "train") + _image_files_in(root / "valid")
+    if len(classes) < 2:
+        found = f"found 1 class folder ({classes[0]!r})" if classes else "contains no class folders"
+        message = (f"{class_root}: {found}, but a classifier needs at least 2 classes. "
+                   f"Expected {_expected_layout(root)}.")
+        if loose:
+            message += (f" {_count_by_folder(loose)} {'was' if len(loose) == 1 else 'were'} ignored, because images "
+                        f"must be inside a class folder.")
+        raise ClassFolderError(message)
+    return ClassLayout(root, split, classes, loose)
+
 def read_image_folders(root: str | Path,
                        size: int | None = None,       # shorter side of the images kept in memory
                        valid_fraction: float = 0.2,   # used only when root has no train/ and valid/ folders
@@ -170,22 +227,20 @@ def read_image_folders(root: str | Path,
                        ) -> tuple[LabelledImages, LabelledImages]:
     "Load `root/train/<class>/` and `root/valid/<class>/`, or split `root/<class>/` by fraction; return (train, valid)."
     root = Path(root)
-    names = {p.name for p in _class_folders(root)}
-    present = [n for n in SPLIT_FOLDER_NAMES if n in names]
-    if len(present) == 2:
+    layout = check_class_layout(root)
+    if layout.split:
         train, skipped = read_class_folders(root / "train", size)
         valid, skipped_valid = read_class_folders(root / "valid", size, classes=train.classes)
         skipped += skipped_valid
-    elif len(present) == 1:
-        missing = ({"train", "valid"} - set(present)).pop()
-        raise ClassFolderError(f"{root}: has a {present[0]}/ folder but no {missing}/ folder; add {missing}/ with the "
-                               f"same class folders, or move the class folders up into {root} for a random split")
     else:
         data, skipped = read_class_folders(root, size)
         train, valid = split_by_fraction(data, valid_fraction, seed)
+    if layout.loose_images:
+        warnings.warn(f"ignored {_count_by_folder(layout.loose_images)}, because training reads only the images inside "
+                      f"class folders: {_expected_layout(root)}", stacklevel=2)
     if skipped:
         listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
-        warnings.warn(f"skipped {len(skipped)} unreadable file(s) under {root}:\n{listing}", stacklevel=2)
+        warnings.warn(f"skipped {_plural(len(skipped), 'unreadable file')} under {root}:\n{listing}", stacklevel=2)
     return train, valid
 
 # %% ../nbs/64_finetuning.ipynb #8deacb65
@@ -226,8 +281,9 @@ class ImageLoaders:
     size: int  # side of the square images in a batch, in pixels
 
     def __repr__(self):
-        return (f"ImageLoaders({len(self.train.dataset)} training and {len(self.valid.dataset)} validation images, "
-                f"{len(self.classes)} classes, {self.size}x{self.size} pixels)")
+        return (f"ImageLoaders({_plural(len(self.train.dataset), 'training image')} and "
+                f"{_plural(len(self.valid.dataset), 'validation image')}, "
+                f"{_plural(len(self.classes), 'class', 'classes')}, {self.size}x{self.size} pixels)")
 
 # %% ../nbs/64_finetuning.ipynb #6147baa5
 CACHE_SCALE = 1.25  # images are kept with their shorter side at this multiple of the training size, so crops keep detail
@@ -380,6 +436,11 @@ def _report(record: EpochRecord, epochs: int, bar):
         print(line, flush=True)
 
 # %% ../nbs/64_finetuning.ipynb #4dad77aa
+def _check_positive_finite(name: str, value) -> None:
+    "Raise ValueError unless `value` is a positive finite number. A negative learning rate would climb the loss."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+
 def train_epochs(model: TransferClassifier,
                  loaders: ImageLoaders,
                  epochs: int,
@@ -395,6 +456,8 @@ def train_epochs(model: TransferClassifier,
         raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
     if len(loaders.train) == 0:
         raise ValueError("the training loader has no batches: add training images")
+    for i, group in enumerate(param_groups):
+        _check_positive_finite(f"param_groups[{i}]['lr']", group["lr"])
     history = TrainingHistory() if history is None else history
     groups = [{"params": list(g["params"]), "lr": g["lr"]} for g in param_groups]
     optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
@@ -427,6 +490,13 @@ def train_epochs(model: TransferClassifier,
                     bar.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
             losses += epoch_losses
             valid_loss, accuracy = evaluate(model, loaders.valid)
+            # The last steps of an epoch can break the network without any training loss showing it. Weights that
+            # are finite can still be so large that the outputs overflow, which only the validation loss shows.
+            finite_weights = all(torch.isfinite(t).all() for t in itertools.chain(model.parameters(), model.buffers()))
+            finite_outputs = math.isfinite(valid_loss) or len(loaders.valid.dataset) == 0
+            if not (finite_weights and finite_outputs):
+                raise FloatingPointError(f"{phase}: the network's weights or outputs became infinite or NaN in epoch "
+                                         f"{epoch}; lower the learning rate")
             record = EpochRecord(phase, epoch, float(np.mean(epoch_losses)), valid_loss, accuracy,
                                  time.perf_counter() - start)
             history.epochs.append(record)
@@ -496,6 +566,8 @@ def fine_tune(model: TransferClassifier,
               quiet: bool = False,
               ) -> TrainingHistory:
     "Train the head with the body frozen, then the whole network at discriminative learning rates; return the history."
+    for name, value in (("lr", lr), ("head_lr", head_lr), ("spread", spread)):
+        _check_positive_finite(name, value)
     history = TrainingHistory()
     if freeze_epochs:
         set_body_trainable(model, False)
@@ -615,8 +687,8 @@ def save_classifier(model: TransferClassifier, path: str | Path, force: bool = F
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder; give a file name such as {path / 'model.pt'}")
     if path.exists() and not force:
-        raise FileExistsError(f"{path}: file exists; pass force=True (--force on the command line) to overwrite it, "
-                              f"or choose another name")
+        raise FileExistsError(f"{path}: file exists; pass force=True (--overwrite on the command line) to overwrite "
+                              f"it, or choose another name")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": MODEL_FORMAT, "backbone": model.body.name, "classes": list(model.classes),
                "image_size": model.image_size, "dropout": float(model.head[1].p),
@@ -637,12 +709,16 @@ def save_classifier(model: TransferClassifier, path: str | Path, force: bool = F
 def load_classifier(path: str | Path) -> TransferClassifier:
     "Load a classifier written by `save_classifier`, on the CPU and in evaluation mode."
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; pass the model file (.pt) written by save_classifier "
+                                f"or `tglcourse finetune`")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for foreign or damaged files
-        raise ValueError(f"{path}: not a readable model file: {e}") from e
+        # `from None`: torch's own message advises loading with weights_only=False, which can run code from the file.
+        raise ValueError(f"{path}: loading the model failed: {torch_load_failure(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path}: not a model saved by tglcourse.finetune.save_classifier")
     if payload["backbone"] != "efficientnet_lite0":
@@ -665,10 +741,35 @@ def predict(model: TransferClassifier, images) -> list[tuple[str, float]]:
     return [(model.classes[int(i)], float(p)) for p, i in zip(probabilities, indices)]
 
 # %% ../nbs/64_finetuning.ipynb #69dd449c
+# torch.manual_seed and np.random.default_rng accept up to 2**64 - 1, but np.random.seed and many other tools
+# accept only 32-bit seeds, so a seed from this range can be reused anywhere.
+_MAX_SEED = 2**32 - 1
+
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number such as 0.001, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number such as 0.001, got {text!r}")
+    return value
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {_MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {_MAX_SEED}, got {text!r}")
     return value
 
 def _finetune_parser() -> argparse.ArgumentParser:
@@ -681,23 +782,66 @@ def _finetune_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=positive_int, default=3, help="epochs training the whole network (default 3)")
     parser.add_argument("--freeze-epochs", type=non_negative_int, default=1,
                         help="epochs training only the new head first (default 1)")
-    parser.add_argument("--lr", type=float, default=5e-4,
-                        help="maximum learning rate of the head while the whole network trains (default 0.0005)")
+    parser.add_argument("--lr", type=_positive_float, default=5e-4,
+                        help="maximum learning rate of the head while the whole network trains, a positive number "
+                             "(default 0.0005)")
     parser.add_argument("--size", type=positive_int, default=128,
                         help="side of the square images fed to the network, in pixels (default 128)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     parser.add_argument("--valid-fraction", type=_fraction, default=0.2,
-                        help="share of each class held back for validation when FOLDER has no train/ and valid/ (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the split, the new head and the batch order (default 0)")
+                        help="share of each class held back for validation when FOLDER has no train/ and valid/; "
+                             "0 turns validation off (default 0.2)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help=f"seed for the split, the new head and the batch order, 0 to {_MAX_SEED} (default 0)")
     parser.add_argument("--no-flip", action="store_true",
                         help="do not mirror training images (use it when mirroring changes the class, as for text)")
     parser.add_argument("-o", "--output", type=Path,
                         help="model file to write (default: <folder name>-finetuned.pt in the current folder)")
-    parser.add_argument("--force", action="store_true", help="overwrite the model file if it exists")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the final accuracy line")
+    parser.add_argument("--overwrite", "--force", action="store_true", help="replace the model file if it exists")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only warnings, errors and the final accuracy line")
     return parser
 
 # %% ../nbs/64_finetuning.ipynb #99d5d9d7
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"tglcourse finetune: warning: {message}", file=sys.stderr, flush=True)
+
+def _output_problem(output: Path, overwrite: bool) -> str | None:
+    "Return why the model cannot be saved to `output`, or None. `save_classifier` creates missing parent folders."
+    if output.is_dir():
+        return f"{output}: is a folder; --output needs a file path, such as {output / 'model.pt'}"
+    if output.exists() and not output.is_file():
+        return f"{output}: not a regular file; --output needs a file path"
+    if output.exists() and not overwrite:
+        return f"{output}: file exists; pass --overwrite to replace it, or choose another name with --output"
+    ancestor = output.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{output}: cannot create the folder {output.parent}, because {ancestor} is a file"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{output}: no permission to write in the folder {ancestor}"
+    return None
+
+def _run_finetune(args, output: Path) -> tuple[TrainingHistory, int]:
+    "Read the images, fine-tune and save the model; return the history and the number of validation images."
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say(f"Reading images from {args.folder}")
+    loaders = make_loaders(args.folder, size=args.size, batch_size=args.batch_size,
+                           valid_fraction=args.valid_fraction, seed=args.seed, flip=not args.no_flip)
+    n_train, n_valid = len(loaders.train.dataset), len(loaders.valid.dataset)
+    say(f"{_plural(n_train, 'training image')} and {_plural(n_valid, 'validation image')} in "
+        f"{_plural(len(loaders.classes), 'class', 'classes')}: " + ", ".join(loaders.classes))
+    device = get_device()
+    backbone = efficientnet_lite0().to(device)
+    say(f"Fine-tuning efficientnet_lite0 (ImageNet weights from {backbone.weights_source}) on {device}, "
+        f"{args.size}x{args.size} pixels")
+    model = make_classifier(backbone, loaders.classes, image_size=args.size, seed=args.seed)
+    history = fine_tune(model, loaders, epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr,
+                        quiet=args.quiet)
+    save_classifier(model.cpu(), output, force=args.overwrite)
+    return history, n_valid
+
 def cli_finetune(argv: list[str]) -> int:
     "Run `tglcourse finetune`: fine-tune on a folder of class folders, print the accuracy, save the model; return the exit code."
     parser = _finetune_parser()
@@ -706,34 +850,28 @@ def cli_finetune(argv: list[str]) -> int:
     except SystemExit as e:  # argparse exits after --help (0) and on invalid arguments (2)
         return int(e.code or 0)
     output = args.output or Path(f"{args.folder.resolve().name}-finetuned.pt")
-    if output.exists() and not args.force:
-        print(f"tglcourse finetune: error: {output}: file exists; pass --force to overwrite it, or choose another "
-              f"name with --output", file=sys.stderr)
+    problem = _output_problem(output, args.overwrite)  # now, rather than after minutes of training
+    if problem:
+        print(f"tglcourse finetune: error: {problem}", file=sys.stderr)
         return 1
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    try:
-        say(f"Reading images from {args.folder}")
-        loaders = make_loaders(args.folder, size=args.size, batch_size=args.batch_size,
-                               valid_fraction=args.valid_fraction, seed=args.seed, flip=not args.no_flip)
-        n_train, n_valid = len(loaders.train.dataset), len(loaders.valid.dataset)
-        say(f"{n_train} training and {n_valid} validation images in {len(loaders.classes)} classes: "
-            + ", ".join(loaders.classes))
-        device = get_device()
-        backbone = efficientnet_lite0().to(device)
-        say(f"Fine-tuning efficientnet_lite0 (ImageNet weights from {backbone.weights_source}) on {device}, "
-            f"{args.size}x{args.size} pixels")
-        model = make_classifier(backbone, loaders.classes, image_size=args.size, seed=args.seed)
-        history = fine_tune(model, loaders, epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr,
-                            quiet=args.quiet)
-        save_classifier(model.cpu(), output, force=args.force)
-    except (OSError, ValueError) as e:  # missing folders, unusable class folders, an existing output file
-        print(f"tglcourse finetune: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("tglcourse finetune: stopped; no model was saved", file=sys.stderr)
-        return 130
+    # Warnings print without Python's file name and source line, and also with --quiet, because they report
+    # ignored and skipped files.
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        try:
+            history, n_valid = _run_finetune(args, output)
+        except (OSError, ValueError, FloatingPointError) as e:
+            # missing folders, unusable class folders, a diverging run, an output file created meanwhile
+            print(f"tglcourse finetune: error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("tglcourse finetune: stopped; no model was saved", file=sys.stderr)
+            return 130
     if n_valid:
-        print(f"validation accuracy {history.accuracy:.3f} on {n_valid} images; model saved to {output}")
+        print(f"validation accuracy {history.accuracy:.3f} on {_plural(n_valid, 'image')}; model saved to {output}")
+    elif args.valid_fraction == 0:
+        print(f"validation accuracy not measured: --valid-fraction 0 turned validation off; model saved to {output}")
     else:
-        print(f"validation accuracy not measured: no class has enough images to hold one back; model saved to {output}")
+        print(f"validation accuracy not measured: no class has enough images to hold one back at --valid-fraction "
+              f"{args.valid_fraction}; model saved to {output}")
     return 0
