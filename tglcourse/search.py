@@ -284,12 +284,12 @@ def _check_is_index_file(path: Path):
     if not path.exists() or path.stat().st_size == 0:
         return
     if path.is_dir():
-        raise IndexFileError(f"{path}: is a folder; pass the path of an index file (e.g. {INDEX_FILE_NAME}) as index_path")
+        raise IndexFileError(f"{path}: is a folder; pass the path of an index file (e.g. {INDEX_FILE_NAME}) as index_path (--index for the tglcourse command)")
     with open(path, "rb") as f:
         header = f.read(len(_SQLITE_MAGIC))
     if header != _SQLITE_MAGIC:
         raise IndexFileError(f"{path}: not a tglcourse image index (the file is not an SQLite database); "
-                             f"it is left untouched: choose another index_path")
+                             f"it is left untouched: choose another index_path (--index for the tglcourse command)")
 
 def _read_meta(connection) -> dict[str, str] | None:
     "Return the meta table as a dict, or None for a database without one."
@@ -366,7 +366,7 @@ def _open_store(self: ImageIndex, rebuild: bool):
         return
     if meta.get("format") != INDEX_FORMAT:
         raise IndexFileError(f"{self.index_path}: an SQLite database that is not a tglcourse image index; "
-                             f"it is left untouched: choose another index_path")
+                             f"it is left untouched: choose another index_path (--index for the tglcourse command)")
     if meta.get("schema_version") != str(SCHEMA_VERSION):
         raise IndexFileError(f"{self.index_path}: index schema version {meta.get('schema_version')}, but this version "
                              f"of tglcourse reads version {SCHEMA_VERSION}; delete the file to rebuild it, or choose "
@@ -378,7 +378,7 @@ def _open_store(self: ImageIndex, rebuild: bool):
                 f"{meta['backbone_fingerprint'][:12]}), not with the {self.backbone.name} given (fingerprint "
                 f"{self.fingerprint[:12]}), and embeddings of different networks cannot be compared. Pass the "
                 f"backbone it was built with (load_backbone({meta['backbone']!r})), pass rebuild=True to re-embed "
-                f"every image with this one, or choose another index_path.")
+                f"every image with this one, or choose another index_path (--index for the tglcourse command).")
         with _Transaction(self.connection) as con:
             con.execute("DELETE FROM images")
             con.execute("DELETE FROM skipped")
