@@ -103,9 +103,14 @@ def test_damaged_png_record_raises(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("tglcourse:provenance", '{"schema": "tglcourse-provenance/1", "sources": [1, 2]}')
     picture().save(tmp_path / "damaged.png", pnginfo=info)
-    with pytest.raises(ProvenanceFormatError, match="'sources' must map roles"):
+    with pytest.raises(ProvenanceFormatError, match="damaged.png: tglcourse provenance record: 'sources' must map roles"):
         read_provenance(tmp_path / "damaged.png")
     assert cli_credits([str(tmp_path / "damaged.png")]) == 1
+    info = PngImagePlugin.PngInfo()
+    info.add_text("tglcourse:provenance", "{not json")
+    picture().save(tmp_path / "not_json.png", pnginfo=info)
+    with pytest.raises(ProvenanceFormatError, match="not_json.png: not a tglcourse provenance record: invalid JSON"):
+        read_provenance(tmp_path / "not_json.png")
 
 
 def test_foreign_xmp_is_no_record(tmp_path):

@@ -394,12 +394,12 @@ def read_provenance(image) -> Provenance | None:  # path of an image file, or an
     try:
         with Image.open(path) as opened:
             record = _embedded_record(opened)
-    except ProvenanceFormatError:
-        raise
+        return Provenance.from_json(record) if record is not None else None
+    except ProvenanceFormatError as e:
+        raise ProvenanceFormatError(f"{image}: {e}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, EOFError, ValueError) as e:
         # Pillow raises ValueError for oversized text chunks, and the others for files it cannot parse.
         raise UnreadableImageError(image, f"not a readable image ({e})") from None
-    return Provenance.from_json(record) if record is not None else None
 
 # %% ../nbs/02_provenance.ipynb #52af8f5d
 def _credits_parser() -> argparse.ArgumentParser:
