@@ -152,7 +152,7 @@ def test_credits_command_prints_the_record(tmp_path, suffix):
     assert 'content: chelsea.jpg "Chelsea the cat" by Stefan van der Walt, CC0-1.0' in credits_run.stdout
     assert "style: mine.png, licence unknown" in credits_run.stdout
     assert "style_layers: [3, 6, 9, 11]" in credits_run.stdout
-    assert "warning: no known licence for the style image(s)" in credits_run.stdout
+    assert "warning: no known licence for the style image\n" in credits_run.stdout + "\n"
     as_json = subprocess.run([TGLCOURSE, "credits", "--json", str(saved)], capture_output=True, text=True, env=env, timeout=120)
     assert Provenance.from_json(as_json.stdout) == read_provenance(saved)
 

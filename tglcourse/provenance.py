@@ -260,7 +260,9 @@ def _describe(self: Provenance) -> str:
     lines.append("settings:")
     lines += [f"  {key}: {_describe_value(value)}" for key, value in self.settings.items()] or ["  (none recorded)"]
     if self.unlicensed_roles:
-        lines.append(f"warning: no known licence for the {', '.join(self.unlicensed_roles)} image(s)")
+        roles = self.unlicensed_roles
+        named = roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " and " + roles[-1]
+        lines.append(f"warning: no known licence for the {named} {'image' if len(roles) == 1 else 'images'}")
     return "\n".join(lines)
 Provenance.describe = _describe
 
