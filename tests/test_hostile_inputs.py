@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hostile_corpus import build_corpus, unreadable_by_permission
+from without_file_override import DROP_FILE_PERMISSION_OVERRIDE
 from tglcourse.backbones import efficientnet_lite0, set_default_backbone
 from tglcourse.generation_utils import ContentLossToTarget, PixelGenerator, VincentStyleLossToTarget
 from tglcourse.utils import UnreadableImageError, load_image, load_image_pil, load_images_from_folder, pil_to_tensor
@@ -84,25 +85,11 @@ def test_loss_targets_on_case(corpus, name):
     assert torch.isfinite(style(torch.rand(1, 3, 40, 40)))
 
 
-# Root reads any file because it has the capabilities CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH. This script
-# first gives both up (capset(2) through ctypes), so the file's mode bits apply to it as to any other user.
-PERMISSION_CHECK = """
-import ctypes, sys, warnings
+# The check runs in a subprocess that first gives up root's power to read any file.
+PERMISSION_CHECK = DROP_FILE_PERMISSION_OVERRIDE + """
+import warnings
 from pathlib import Path
 
-class Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-class Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-libc = ctypes.CDLL(None, use_errno=True)
-header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
-keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF  # all but CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2)
-if libc.capget(ctypes.byref(header), data) != 0:
-    sys.exit("cannot drop capabilities: capget failed")
-for name in ("effective", "permitted", "inheritable"):
-    setattr(data[0], name, getattr(data[0], name) & keep)
-if libc.capset(ctypes.byref(header), data) != 0:
-    sys.exit("cannot drop capabilities: capset failed")
 path = Path(sys.argv[1])
 try:
     path.read_bytes()
