@@ -71,7 +71,7 @@ class ImageDownloadError(ConnectionError):
                  reason: str,  # what failed, in plain words
                 ):
         super().__init__(f"cannot download {url}: {reason}. If you are offline, download the image "
-                         "and pass its local path to load_image_pil().")
+                         "another way and give its local path instead.")
         self.url = url
         self.reason = reason
 
@@ -186,7 +186,10 @@ def _max_pixels_from_environment(default: int = 100_000_000) -> int | None:
         return None
     if value.isdigit() and int(value) > 0:
         return int(value)
-    raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is invalid: expected a positive whole number of pixels, or 'none' for no limit")
+    # A warning, not an error: an import that fails would stop every program using tglcourse, and the default is safe.
+    warnings.warn(f"{MAX_PIXELS_ENV}={raw!r} is invalid (expected a positive whole number of pixels, or 'none' for no "
+                  f"limit), so the default limit of {default:,} pixels applies", stacklevel=2)
+    return default
 
 # Largest width * height that the loaders decode or resize to, or None for no limit. Set it in Python, or for the
 # tglcourse command with the environment variable TGLCOURSE_MAX_IMAGE_PIXELS, which is read once at import.
@@ -244,6 +247,7 @@ def _resize(im: Image.Image, size, crop: int | None = None) -> Image.Image:
 # NOTE: images therefore decode one at a time across threads (processes are not affected). Meanwhile other
 # threads see Pillow's limit set to MAX_IMAGE_PIXELS and its DecompressionBombWarning raised as an error.
 _pillow_limit_lock = threading.Lock()
+_decoder_warnings_shown: set[tuple[str, str]] = set()  # (file, message) pairs already warned about
 
 
 def _too_many_pixels(pixels, limit, dimensions="") -> str:
@@ -289,7 +293,8 @@ def _jpeg_draft(im: Image.Image, size):
 
 def _decode_under_limit(fp, name, limit, background, size=None) -> Image.Image:
     "Open, check and decode `fp` to RGB with Pillow's limit and warnings filter set for this call only."
-    with _pillow_limit_lock, warnings.catch_warnings():
+    with _pillow_limit_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved_limit = Image.MAX_IMAGE_PIXELS
         try:
@@ -301,9 +306,16 @@ def _decode_under_limit(fp, name, limit, background, size=None) -> Image.Image:
             _jpeg_draft(im, size)
             Image.MAX_IMAGE_PIXELS = limit  # while decoding, Pillow's own checks (GIF frames, icons) use our limit
             im.load()
-            return to_rgb(im, background)
+            rgb = to_rgb(im, background)
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
+    # Pillow's warnings (a damaged EXIF block, say) do not name the file, and the same file is often decoded
+    # several times (to embed it, then to draw it), so each message is shown once per file and process.
+    for message in dict.fromkeys(str(w.message).strip() for w in caught):
+        if (str(name), message) not in _decoder_warnings_shown:
+            _decoder_warnings_shown.add((str(name), message))
+            warnings.warn(f"{name}: {message}", UserWarning, stacklevel=4)
+    return rgb
 
 # %% ../nbs/00_utils.ipynb #a440b50c
 # Exceptions that Pillow raises for damaged image data.
@@ -376,24 +388,27 @@ def load_image_pil(
 _DOWNLOAD_CHUNK_BYTES = 1 << 16
 
 
-def _read_reply(response, url, max_bytes) -> bytes:
-    "Read the body of an HTTP reply, rejecting a non-image Content-Type and anything over `max_bytes`."
+def _read_reply(response, url, max_bytes, max_seconds=None, started=None) -> bytes:
+    "Read the body of an HTTP reply, rejecting a non-image Content-Type, anything over `max_bytes`, and a download over `max_seconds`."
     content_type = response.headers.get("Content-Type")
     if content_type is not None and not content_type.strip().lower().startswith("image/"):
         raise UnreadableImageError(url, f"the server sent Content-Type {content_type!r}, not an image")
     declared = response.headers.get("Content-Length")
     too_large = (f"the reply is larger than max_bytes={max_bytes:,} bytes. Pass a larger max_bytes "
-                 "to pil_from_url() to download it.")
+                 "to pil_from_url(), or download the file another way and give its local path.")
     if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
         raise UnreadableImageError(url, too_large)
 
     chunks, received = [], 0
     while received <= max_bytes:
-        chunk = response.read(min(_DOWNLOAD_CHUNK_BYTES, max_bytes + 1 - received))
+        # read1 returns after one socket read, so a server that trickles bytes cannot hold a read open past the deadline
+        chunk = response.read1(min(_DOWNLOAD_CHUNK_BYTES, max_bytes + 1 - received))
         if not chunk:
             break
         chunks.append(chunk)
         received += len(chunk)
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            raise ImageDownloadError(url, f"the download did not finish within max_seconds={max_seconds:g} s")
     if received > max_bytes:
         raise UnreadableImageError(url, too_large)
     return b"".join(chunks)
@@ -410,15 +425,18 @@ def _describe_connection_failure(reason, timeout) -> str:
     return str(reason)
 
 
-def _download(url, timeout, max_bytes) -> bytes:
+def _download(url, timeout, max_bytes, max_seconds=None) -> bytes:
     "Download `url` and return its body, raising ImageDownloadError when the server cannot be reached."
     request = urllib.request.Request(url, headers={"User-Agent": "tglcourse"})
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _read_reply(response, url, max_bytes)
+            return _read_reply(response, url, max_bytes, max_seconds, started)
     except urllib.error.HTTPError as e:
         e.close()
-        raise UnreadableImageError(url, f"the server responded with HTTP {e.code} {e.reason}") from None
+        # urllib's reason for a redirect loop spans several lines; its first line says what happened
+        reason = (str(e.reason).strip().splitlines() or [""])[0]
+        raise UnreadableImageError(url, f"the server responded with HTTP {e.code} {reason}".rstrip()) from None
     except urllib.error.URLError as e:
         raise ImageDownloadError(url, _describe_connection_failure(e.reason, timeout)) from e
     except (OSError, http.client.HTTPException) as e:  # the body timed out, was reset or ended early
@@ -431,6 +449,7 @@ def pil_from_url(
     timeout: float = 10,  # seconds allowed for connecting and for each read
     max_bytes: int = 50 * 2**20,  # largest reply accepted, in bytes
     crop: int | None = None,  # after resizing, keep only the central crop x crop square
+    max_seconds: float = 120,  # seconds allowed for the whole download, however the server paces it
 ) -> Image.Image:  # fully decoded RGB image
     """Download an image over HTTP(S) and decode it like `load_image_pil`.
 
@@ -440,13 +459,15 @@ def pil_from_url(
     """
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}. pil_from_url() reads only http and "
-                         "https URLs, so download the file and pass its local path to load_image_pil().")
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}: only http and https URLs are downloaded. "
+                         "For a file on this machine, give its local path instead.")
     _check_size(size)
     _check_crop(crop)
     if not (isinstance(max_bytes, numbers.Integral) and max_bytes > 0):
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
-    data = _download(url, timeout, max_bytes)
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real) or not max_seconds > 0:
+        raise ValueError(f"max_seconds must be a positive number, got {max_seconds!r}")
+    data = _download(url, timeout, max_bytes, max_seconds)
     return _decode_image(BytesIO(data), url, size, crop=crop)
 
 # %% ../nbs/00_utils.ipynb #cf0e87cb
