@@ -22,6 +22,7 @@ from tglcourse.provenance import read_credits, read_provenance
 from tglcourse.search import (INDEX_FILE_NAME, EmptyFolderError, ImageIndex, IndexFileError, IndexMismatchError,
                               backbone_fingerprint, file_sha256)
 from tglcourse.utils import ImageNotFoundError, UnreadableImageError
+from without_file_override import DROP_FILE_PERMISSION_OVERRIDE
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
@@ -627,8 +628,8 @@ def test_search_warns_of_deleted_match(tmp_path):
     assert found.returncode == 0, found.stderr
     assert found.stdout.splitlines()[1].split() == ["1", "1.000", "chelsea.jpg"]
     assert found.stderr.splitlines() == [
-        f"tglcourse search: warning: 1 of the matches no longer exist in {folder} (chelsea.jpg): "
-        "run `tglcourse index FOLDER` or call update() to refresh the index"]
+        f"tglcourse search: warning: 1 match no longer exists in {folder} (chelsea.jpg): "
+        "run `tglcourse index FOLDER`, or call update() in Python, to refresh the index"]
     with Image.open(grid) as replaced:  # --force replaced the old file
         assert replaced.format == "PNG"
         assert replaced.width == 3 * 150
@@ -646,3 +647,86 @@ def test_add_rejects_folder_and_non_paths(tmp_path, backbone):
     report = index.add(folder / "img_000.jpg")
     assert str(report).startswith("1 image indexed in ")
     index.close()
+
+
+READ_ONLY_CHECK = DROP_FILE_PERMISSION_OVERRIDE + """
+from pathlib import Path
+from tglcourse.backbones import efficientnet_lite0
+from tglcourse.search import ImageIndex, IndexFileError
+folder, empty = Path(sys.argv[1]), Path(sys.argv[2])
+backbone = efficientnet_lite0()
+with ImageIndex(folder, backbone=backbone) as index:
+    print("read_only:", index.read_only)
+    print("top:", index.search(folder / "chelsea.jpg", k=1)[0][0].name)
+    try:
+        index.update(quiet=True)
+    except IndexFileError as e:
+        print("update:", e)
+try:
+    ImageIndex(empty, backbone=backbone)
+except IndexFileError as e:
+    print("new index:", e)
+"""
+
+
+def test_index_in_read_only_folder(tmp_path, backbone):
+    folder, empty = tmp_path / "photos", tmp_path / "locked"
+    folder.mkdir()
+    empty.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg"):
+        shutil.copy(IMAGES / name, folder)
+    with ImageIndex(folder, backbone=backbone) as index:  # closing removes the -wal and -shm files beside it
+        index.update(quiet=True)
+    folder.chmod(0o555)
+    empty.chmod(0o555)
+    try:
+        done = subprocess.run([sys.executable, "-c", READ_ONLY_CHECK, str(folder), str(empty)],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        folder.chmod(0o755)
+        empty.chmod(0o755)
+    if "cannot drop capabilities" in done.stderr:
+        pytest.skip(done.stderr.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "read_only: True"
+    assert lines[1] == "top: chelsea.jpg"
+    assert lines[2] == (f"update: {folder / INDEX_FILE_NAME}: opened read-only because {folder} is not writable, so the "
+                        "index cannot be updated. Keep the index somewhere writable with index_path (--index for the "
+                        "tglcourse command).")
+    assert lines[3].startswith(f"new index: {empty / INDEX_FILE_NAME}: cannot open or create the index file (")
+    assert "If its folder is read-only, keep the index somewhere writable with index_path (--index" in lines[3]
+    assert list(empty.iterdir()) == []
+
+
+def test_odd_file_names(tmp_path, backbone):
+    folder = make_folder(tmp_path / "photos", 1)
+    undecodable = os.fsencode(folder) + b"/bad\xffname.jpg"
+    with open(undecodable, "wb") as f:
+        f.write((IMAGES / "coffee.jpg").read_bytes())
+    shutil.copy(IMAGES / "chelsea.jpg", folder / "new\nline.jpg")
+    index = ImageIndex(folder, backbone=backbone)
+    report = index.update(quiet=True)
+    assert sorted(report.embedded) == ["img_000.jpg", "new\nline.jpg"]
+    assert report.skipped == [("bad\\xffname.jpg", "the name is not valid UTF-8, which the index cannot store; rename it")]
+    index.close()
+    found = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", folder, "--top", "1")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[1].split() == ["1", "1.000", "new\\nline.jpg"]
+
+
+def test_search_command_path_errors(tmp_path):
+    missing = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", tmp_path / "nowhere")
+    assert missing.returncode == 1
+    assert missing.stderr == (f"tglcourse search: error: {tmp_path / 'nowhere'}: folder not found "
+                              "(--folder names the folder you indexed)\n")
+    a_folder = run_tglcourse("search", IMAGES / "chelsea.jpg", "--index", tmp_path)
+    assert a_folder.returncode == 1
+    assert f"{tmp_path}: is a folder, not an index file" in a_folder.stderr
+    damaged = tmp_path / "photos"
+    damaged.mkdir()
+    (damaged / INDEX_FILE_NAME).write_text("not a database")
+    found = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", damaged)
+    assert found.returncode == 1
+    assert "if it is a damaged tglcourse index, delete it and run `tglcourse index FOLDER` to rebuild it" in found.stderr
+    assert (damaged / INDEX_FILE_NAME).read_text() == "not a database"

@@ -35,11 +35,11 @@ from .utils import (METADATA_FILE_NAMES, UnreadableImageError, _decode_image, fi
 
 # %% auto #0
 __all__ = ['INDEX_FILE_NAME', 'EMBEDDING_RECIPE', 'INDEX_FORMAT', 'SCHEMA_VERSION', 'BUSY_TIMEOUT_S', 'EXACT_SEARCH_LIMIT',
-           'FileState', 'scan_folder', 'backbone_fingerprint', 'load_for_embedding', 'ImageFileDataset',
-           'collate_decoded', 'default_num_workers', 'default_batch_size', 'embed_batch', 'embed_files', 'Progress',
-           'IndexFileError', 'IndexMismatchError', 'EmptyFolderError', 'ImageIndex', 'UpdateReport', 'exact_top_k',
-           'FaissIVFIndex', 'recall_at_k', 'decode_image_bytes', 'RayEmbedder', 'embed_folder_with_ray',
-           'read_index_meta', 'error_text', 'cli_index', 'format_results', 'cli_search']
+           'FileState', 'printable_key', 'scan_folder', 'backbone_fingerprint', 'load_for_embedding',
+           'ImageFileDataset', 'collate_decoded', 'default_num_workers', 'default_batch_size', 'embed_batch',
+           'embed_files', 'Progress', 'IndexFileError', 'IndexMismatchError', 'EmptyFolderError', 'ImageIndex',
+           'UpdateReport', 'exact_top_k', 'FaissIVFIndex', 'recall_at_k', 'decode_image_bytes', 'RayEmbedder',
+           'embed_folder_with_ray', 'read_index_meta', 'error_text', 'cli_index', 'format_results', 'cli_search']
 
 # %% ../nbs/05_search.ipynb #d768f32b
 INDEX_FILE_NAME = ".tglcourse-index.sqlite"  # default index file inside the collection, hidden so that scans skip it
@@ -54,6 +54,19 @@ def _relative_key(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 # %% ../nbs/05_search.ipynb #6ad12d6d
+def _is_utf8(name: str) -> bool:
+    "False for a file name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+def printable_key(key: str) -> str:
+    "Show a file name safely in a table or the index: undecodable bytes as \\xNN, control characters escaped."
+    text = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
 def scan_folder(folder,          # collection root
                 exclude=(),      # paths to leave out, e.g. an index file that is not hidden
                 ) -> tuple[dict[str, FileState], list[tuple[str, str]]]:  # ({key: state}, sorted [(key, reason)])
@@ -72,6 +85,9 @@ def scan_folder(folder,          # collection root
         for entry in entries:
             name, key = entry.name, prefix + entry.name
             if name.startswith(".") or name in METADATA_FILE_NAMES:
+                continue
+            if not _is_utf8(name):
+                irregular.append((printable_key(key), "the name is not valid UTF-8, which the index cannot store; rename it"))
                 continue
             if entry.is_dir(follow_symlinks=False):
                 pending.append((key + "/", entry.path))
@@ -266,6 +282,32 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous = NORMAL")  # with WAL: safe when a process dies, may lose the last commit on power loss
     return connection
 
+def _open_index_connection(path: Path) -> tuple[sqlite3.Connection, bool]:
+    "Connect to an index file; return (connection, read_only). Read-only when only that works, in a folder we cannot write."
+    connection = None
+    try:
+        connection = _connect(path)
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # connecting is lazy: this opens the file
+        return connection, False
+    except sqlite3.OperationalError as e:
+        if connection is not None:
+            connection.close()
+        if path.is_file() and not os.access(path.parent, os.W_OK):
+            # WAL mode needs a -shm file beside the index, which a read-only folder cannot hold. immutable=1 reads
+            # without one. NOTE: it assumes that nobody changes the file while it is open; another user who may
+            # write in the folder could make reads fail or return stale results.
+            uri = f"{path.resolve().as_uri()}?immutable=1"
+            return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None), True
+        raise IndexFileError(f"{path}: cannot open or create the index file ({e}). If its folder is read-only, keep the "
+                             f"index somewhere writable with index_path (--index for the tglcourse command).") from None
+
+def _check_writable(index) -> None:
+    "Raise IndexFileError when `index` was opened read-only."
+    if index.read_only:
+        raise IndexFileError(f"{index.index_path}: opened read-only because {index.index_path.parent} is not writable, so "
+                             f"the index cannot be updated. Keep the index somewhere writable with index_path (--index "
+                             f"for the tglcourse command).")
+
 class _Transaction:
     "`with _Transaction(con):` runs the block as one write transaction, rolled back if the block raises."
     def __init__(self, connection):
@@ -288,8 +330,11 @@ def _check_is_index_file(path: Path):
     with open(path, "rb") as f:
         header = f.read(len(_SQLITE_MAGIC))
     if header != _SQLITE_MAGIC:
-        raise IndexFileError(f"{path}: not a tglcourse image index (the file is not an SQLite database); "
-                             f"it is left untouched: choose another index_path (--index for the tglcourse command)")
+        advice = "choose another index_path (--index for the tglcourse command)"
+        if path.name == INDEX_FILE_NAME:  # the name tglcourse gives its own index files: most likely a damaged one
+            advice = f"if it is a damaged tglcourse index, delete it and run `tglcourse index FOLDER` to rebuild it, or {advice}"
+        raise IndexFileError(f"{path}: not a tglcourse image index (the file is not an SQLite database). It is left "
+                             f"untouched: {advice}")
 
 def _read_meta(connection) -> dict[str, str] | None:
     "Return the meta table as a dict, or None for a database without one."
@@ -326,7 +371,7 @@ class ImageIndex:
         self._cache = None  # (data_version, keys, vectors, faiss index or None)
         _check_is_index_file(self.index_path)
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = _connect(self.index_path)
+        self.connection, self.read_only = _open_index_connection(self.index_path)
         self._open_store(rebuild)
 
     def __len__(self):
@@ -357,6 +402,7 @@ def _open_store(self: ImageIndex, rebuild: bool):
     "Create the schema in a new index file, or check that an existing one matches this backbone."
     meta = _read_meta(self.connection)
     if meta is None:
+        _check_writable(self)
         self.connection.execute("PRAGMA journal_mode = WAL")  # stored in the file: every later connection uses it
         with _Transaction(self.connection) as con:
             for statement in _SCHEMA.split(";"):
@@ -379,6 +425,7 @@ def _open_store(self: ImageIndex, rebuild: bool):
                 f"{self.fingerprint[:12]}), and embeddings of different networks cannot be compared. Pass the "
                 f"backbone it was built with (load_backbone({meta['backbone']!r})), pass rebuild=True to re-embed "
                 f"every image with this one, or choose another index_path (--index for the tglcourse command).")
+        _check_writable(self)
         with _Transaction(self.connection) as con:
             con.execute("DELETE FROM images")
             con.execute("DELETE FROM skipped")
@@ -545,6 +592,7 @@ def _update(self: ImageIndex,
     Prints the returned report in a terminal, but not in a notebook, where the returned value displays itself.
     Raises EmptyFolderError when the folder has files but none of them could be read as an image.
     """
+    _check_writable(self)
     start = time.perf_counter()
     files, irregular = scan_folder(self.folder, exclude=self._index_files())
     if not files and not irregular:
@@ -596,6 +644,7 @@ def _add(self: ImageIndex,
          quiet: bool = True,             # no summary (add is meant to be called often)
          ) -> UpdateReport:
     "Index the given files without scanning the rest of the folder; return what was done."
+    _check_writable(self)
     start = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -682,8 +731,9 @@ def _search(self: ImageIndex,
     results = self.search_embedding(self.embed_query(query), k, method)
     missing = [path.name for path, _ in results if not path.exists()]
     if missing:
-        warnings.warn(f"{len(missing)} of the matches no longer exist in {self.folder} ({', '.join(missing)}): "
-                      f"run `tglcourse index FOLDER` or call update() to refresh the index", stacklevel=2)
+        what = "1 match no longer exists" if len(missing) == 1 else f"{len(missing)} matches no longer exist"
+        warnings.warn(f"{what} in {self.folder} ({', '.join(missing)}): run `tglcourse index FOLDER`, or call "
+                      f"update() in Python, to refresh the index", stacklevel=2)
     return results
 
 def _search_embedding(self: ImageIndex, query: np.ndarray, k: int = 5, method: str = "auto") -> list[tuple[Path, float]]:
@@ -901,6 +951,7 @@ def embed_folder_with_ray(folder,                     # collection folder, reada
 def _import_embeddings(self: ImageIndex, output_dir, quiet: bool = False) -> UpdateReport:
     "Load the Parquet rows written by `embed_folder_with_ray` into the index, keeping rows that match the files."
     import pyarrow.parquet as pq
+    _check_writable(self)
     start = time.perf_counter()
     table = pq.read_table(Path(output_dir)).to_pylist()
     foreign = {row["backbone_fingerprint"] for row in table} - {self.fingerprint}
@@ -939,11 +990,14 @@ ImageIndex.import_embeddings = _import_embeddings
 def read_index_meta(index_path) -> dict[str, str]:
     "Return the metadata an index file records: format, schema version, backbone name and fingerprint, folder."
     index_path = Path(index_path)
+    if index_path.is_dir():
+        raise IndexFileError(f"{index_path}: is a folder, not an index file. Pass the index file, or the indexed folder "
+                             f"as --folder (folder= in Python), whose index is {INDEX_FILE_NAME} inside it.")
     if not index_path.is_file():
-        raise FileNotFoundError(errno.ENOENT, "index file not found: build it first with ImageIndex(folder).update() "
-                                "or `tglcourse index FOLDER`", str(index_path))
+        raise FileNotFoundError(errno.ENOENT, "index file not found: build it first with `tglcourse index FOLDER --index "
+                                "PATH` (ImageIndex(folder, index_path=PATH).update() in Python)", str(index_path))
     _check_is_index_file(index_path)
-    connection = _connect(index_path)
+    connection, _ = _open_index_connection(index_path)
     try:
         meta = _read_meta(connection) or {}
     finally:
@@ -1020,7 +1074,7 @@ def format_results(results, folder=None) -> str:
     lines = ["rank  score  path"]
     for rank, (path, score) in enumerate(results, start=1):
         displayed = path.relative_to(folder) if folder is not None and path.is_relative_to(folder) else path
-        lines.append(f"{rank:>4}  {score:5.3f}  {displayed}")
+        lines.append(f"{rank:>4}  {score:5.3f}  {printable_key(str(displayed))}")
     return "\n".join(lines)
 
 def _search_parser() -> argparse.ArgumentParser:
@@ -1043,6 +1097,8 @@ def cli_search(argv: list[str]) -> int:
     try:
         if args.grid and Path(args.grid).exists() and not args.overwrite:
             raise FileExistsError(f"{args.grid}: file exists; pass --overwrite or choose another name")
+        if args.index is None and not Path(args.folder).is_dir():
+            raise FileNotFoundError(errno.ENOENT, "folder not found (--folder names the folder you indexed)", args.folder)
         if args.index is None and not index_path.is_file():
             raise FileNotFoundError(f"no index found in {Path(args.folder).resolve()}: pass --folder FOLDER for a folder "
                                     f"you indexed, or build one with `tglcourse index FOLDER`")
