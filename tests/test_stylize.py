@@ -194,3 +194,13 @@ def test_command_rejects_huge_size_and_folder_output(tmp_path):
     assert folder.returncode == 2
     assert f"tglcourse stylize: error: output {tmp_path}: is a folder; give a file name such as" in folder.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_command_rejects_long_strip(tmp_path):
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (20000, 3), (200, 100, 50)).save(strip)
+    done = run_tglcourse("stylize", strip, STYLE, "-o", tmp_path / "out.png", "--size", 64, "--steps", 1)
+    assert done.returncode == 1
+    assert ("tglcourse stylize: error: content image strip.png: at size=64 its 20000x3 pixels would become 426667x64, "
+            "27,306,688 pixels, more than the 4096x4096 = 16,777,216 that stylize allows.") in done.stderr
+    assert not (tmp_path / "out.png").exists()

@@ -510,6 +510,12 @@ def save_image_atomic(image, path: Path | str, overwrite: bool = False, **save_k
         else:
             os.link(tmp, path)  # fails with FileExistsError if another writer got there first
             tmp.unlink()
+    except FileExistsError:
+        raise
+    except OSError as e:  # name the file asked for, not the temporary one, which the user never sees
+        error = type(e)(f"{path}: cannot write the file ({e.strerror or e})")
+        error.errno = e.errno
+        raise error from e
     finally:
         if tmp.exists():
             tmp.unlink()

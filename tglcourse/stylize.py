@@ -254,6 +254,10 @@ class _ProgressReport:
             self.bar.close()
 
 # %% ../nbs/63_stylize.ipynb #29b3d61b
+# A guard against typing mistakes like 100000, not a measured capacity: memory grows with the square of the size,
+# and at 4096 pixels VGG16's first layers alone hold several GB of activations.
+MAX_SIZE = 4096
+
 @dataclass
 class _Inputs:
     content: torch.Tensor        # what the content loss compares with: RGB, or grey when colours are kept
@@ -268,8 +272,19 @@ def _load_input(image, role: str) -> tuple[torch.Tensor, ImageCredit]:
     warn_if_unlicensed(credit, role)
     return pil_to_tensor(picture), credit
 
+def _check_output_pixels(content_t: torch.Tensor, size: int, name: str):
+    "Raise ValueError when the output at `size` would have more pixels than a MAX_SIZE x MAX_SIZE square."
+    h, w = content_t.shape[-2:]
+    scale = size / min(h, w)
+    out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if out_h * out_w > MAX_SIZE ** 2:
+        raise ValueError(f"content image {name}: at size={size} its {w}x{h} pixels would become {out_w}x{out_h}, "
+                         f"{out_w * out_h:,} pixels, more than the {MAX_SIZE}x{MAX_SIZE} = {MAX_SIZE ** 2:,} that stylize "
+                         f"allows. Crop it to a less elongated shape, or choose a smaller size.")
+
 def _prepare_inputs(content, style, size: int, preserve_colors: bool, device) -> _Inputs:
     content_t, content_credit = _load_input(content, "content")
+    _check_output_pixels(content_t, size, content_credit.file or type(content).__name__)
     style_t, style_credit = _load_input(style, "style")
     content_t, style_t = content_t.to(device), style_t.to(device)
     colours = resize_shorter_side(content_t, size)
@@ -279,10 +294,6 @@ def _prepare_inputs(content, style, size: int, preserve_colors: bool, device) ->
     return _Inputs(content_t, style_t, colours, {"content": content_credit, "style": style_credit})
 
 # %% ../nbs/63_stylize.ipynb #9b28e2f5
-# A guard against typing mistakes like 100000, not a measured capacity: memory grows with the square of the size,
-# and at 4096 pixels VGG16's first layers alone hold several GB of activations.
-MAX_SIZE = 4096
-
 def _check_settings(size, steps, scales, style_weight, content_weight, lr, jitter, frame_every) -> list[int]:
     "Validate the numeric settings and return the scales, raising ValueError naming the first bad one."
     for name, value in (("size", size), ("steps", steps)):
