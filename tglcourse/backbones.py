@@ -356,6 +356,27 @@ def _download_vgg16_state_dict(progress: bool, timeout: float) -> dict:
     return _read_state_dict(path, f"downloaded from {url}")
 
 # %% ../nbs/01_backbones.ipynb #1677e334
+def _state_dict_problem(model: nn.Module, state) -> str | None:
+    "Summarise in one line how `state` fails to fit `model` (missing, unexpected and misshapen tensors), or None."
+    if not isinstance(state, dict):
+        return f"the file holds a {type(state).__name__}, not a dict of tensors"
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshapen = [k for k in expected if k in state and getattr(state[k], "shape", None) != expected[k].shape]
+    problems = []
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        problems.append(f"{len(missing)} of the {len(expected)} tensors {verb} missing (the first is {missing[0]})")
+    if unexpected:
+        what = "entry is" if len(unexpected) == 1 else "entries are"
+        problems.append(f"{len(unexpected)} {what} not VGG16's (the first is {unexpected[0]})")
+    if misshapen:
+        k, what = misshapen[0], "tensor has" if len(misshapen) == 1 else "tensors have"
+        problems.append(f"{len(misshapen)} {what} the wrong shape (the first is {k}: "
+                        f"{tuple(getattr(state[k], 'shape', ()))} where VGG16 has {tuple(expected[k].shape)})")
+    return ", ".join(problems) if problems else None
+
 def _vgg16_backbone(model: torchvision.models.VGG, weights_source: str) -> Backbone:
     "Wrap a torchvision VGG16 as a Backbone that shares its modules."
     classifier = model.classifier  # Linear 4096, ReLU, Dropout, Linear 4096, ReLU, Dropout, Linear 1000
@@ -391,6 +412,9 @@ def vgg16(weights_path: str | Path | None = None,  # a VGG16 state dict file; No
             f"does not exist, and downloading is off. Download {VGG16_Weights.IMAGENET1K_V1.url} and pass its path as "
             f"weights_path or set {VGG16_WEIGHTS_ENV}.")
     model = torchvision.models.vgg16(weights=None)
+    problem = _state_dict_problem(model, state)
+    if problem is not None:
+        raise WeightsUnavailableError(f"{path}: not a VGG16 state dict: {problem}")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
