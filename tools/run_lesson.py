@@ -28,7 +28,7 @@ def backbone_lines(notebook: Path) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bash tools/lesson.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--notebook", default="04_representations.ipynb", help="notebook in nbs/ to run (default: the lesson)")
     parser.add_argument("--output", type=Path, default=ROOT / "lesson_output", help="parent folder for the new run folder")
     args = parser.parse_args()
