@@ -1,9 +1,13 @@
 """Provenance records in image files: round trips for every format, the `tglcourse credits` command, and damaged records."""
+import http.server
 import json
 import os
+import struct
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ElementTree
+import zlib
 from pathlib import Path
 
 import pytest
@@ -165,3 +169,104 @@ def test_credits_command_without_record(tmp_path):
     assert "plain.png: no tglcourse provenance recorded" in credits_run.stderr
     assert "coffee.jpg" in credits_run.stdout
     assert "Rachel Michetti" in credits_run.stdout
+
+
+def png_chunk(chunk_type: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + chunk_type + data + struct.pack(">I", zlib.crc32(chunk_type + data))
+
+
+def huge_png(record: Provenance, after_pixels: bool) -> bytes:
+    "A PNG of a few hundred bytes whose header claims 30000 x 30000 RGB pixels, with `record` in an iTXt chunk."
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # width, height, bit depth, RGB, no interlace
+    text = png_chunk(b"iTXt", b"tglcourse:provenance\0\1\0\0\0" + zlib.compress(record.to_json().encode()))
+    pixels = png_chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    chunks = [pixels, text] if after_pixels else [text, pixels]
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + b"".join(chunks) + png_chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+@pytest.mark.parametrize("limit", ["none", "1000"])
+def test_credits_command_reads_huge_png(tmp_path, after_pixels, limit):
+    record = sample_provenance(license="")
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(huge_png(record, after_pixels))
+    env = {**os.environ, "TGLCOURSE_OFFLINE": "1", "TGLCOURSE_MAX_IMAGE_PIXELS": limit}
+    credits_run = subprocess.run([TGLCOURSE, "credits", str(huge)], capture_output=True, text=True, env=env, timeout=120)
+    assert credits_run.returncode == 0, credits_run.stderr
+    assert credits_run.stderr == ""
+    assert 'content: chelsea.jpg "Chelsea the cat" by Stefan van der Walt, CC0-1.0' in credits_run.stdout
+    assert "style_layers: [3, 6, 9, 11]" in credits_run.stdout
+    as_json = subprocess.run([TGLCOURSE, "credits", "--json", str(huge)], capture_output=True, text=True, env=env, timeout=120)
+    assert as_json.returncode == 0, as_json.stderr
+    assert Provenance.from_json(as_json.stdout) == record
+
+
+def test_credits_command_rejects_unknown_version(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("tglcourse:provenance", '{"schema":"tglcourse-provenance/99"}')
+    picture().save(tmp_path / "v99.png", pnginfo=info)
+    env = {**os.environ, "TGLCOURSE_OFFLINE": "1"}
+    for options in ([], ["--json"]):
+        credits_run = subprocess.run([TGLCOURSE, "credits", *options, str(tmp_path / "v99.png")],
+                                     capture_output=True, text=True, env=env, timeout=120)
+        assert credits_run.returncode == 1, options
+        assert credits_run.stdout == "", options
+        assert credits_run.stderr.startswith(f"tglcourse credits: error: {tmp_path / 'v99.png'}: unsupported tglcourse "
+                                             "provenance record version 'tglcourse-provenance/99'"), credits_run.stderr
+        assert f"tglcourse {__version__} reads only 'tglcourse-provenance/1'" in credits_run.stderr
+        assert "A newer version of tglcourse may read it" in credits_run.stderr
+
+
+class ImageHandler(http.server.BaseHTTPRequestHandler):
+    "Serve a lesson image at /ok, and a redirect to it at /redir."
+    image = (IMAGES / "chelsea.jpg").read_bytes()
+
+    def do_GET(self):
+        if self.path == "/redir":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.end_headers()
+        elif self.path == "/ok":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(self.image)))
+            self.end_headers()
+            self.wfile.write(self.image)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args):
+        pass  # keep the test output quiet
+
+
+@pytest.fixture
+def image_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ImageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_stylize_warning_names_url(tmp_path, image_server):
+    content, style = f"{image_server}/ok", f"{image_server}/redir"
+    env = {**os.environ, "TGLCOURSE_OFFLINE": "1", "TGLCOURSE_BACKBONE": "efficientnet_lite0", "no_proxy": "*",
+           "NO_PROXY": "*"}  # the local server, even where a proxy is configured
+    stylize_run = subprocess.run([TGLCOURSE, "stylize", content, style, "-o", str(tmp_path / "out.png"),
+                                  "--size", "32", "--steps", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert stylize_run.returncode == 0, stylize_run.stderr
+    warning_lines = [line for line in stylize_run.stderr.splitlines() if "no known licence" in line]
+    assert len(warning_lines) == 2, stylize_run.stderr
+    assert warning_lines[0].startswith(f"tglcourse stylize: warning: {content} (content image) has no known licence")
+    assert warning_lines[1].startswith(f"tglcourse stylize: warning: {style} (style image) has no known licence")
+    for line in warning_lines:
+        assert "download it into a folder, add a row for the file to credits.csv there" in line
+        assert "pass the file's path instead of the URL" in line
+        assert "in the image's folder" not in line
+    record = read_provenance(tmp_path / "out.png")
+    assert record.sources["content"].source == content
+    assert record.sources["style"].source == style

@@ -9,6 +9,7 @@ import argparse
 import csv
 import json
 import os
+import struct
 import sys
 import unicodedata
 import warnings
@@ -22,7 +23,7 @@ import PIL
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
-from .utils import ImageNotFoundError, UnreadableImageError, file_sha256, load_image_pil
+from .utils import ImageNotFoundError, UnreadableImageError, _pillow_limit_lock, file_sha256, load_image_pil
 
 # %% auto #0
 __all__ = ['CREDITS_FILE_NAME', 'CREDIT_COLUMNS', 'CREDIT_INFO_KEY', 'PROVENANCE_SCHEMA', 'XMP_NAMESPACE', 'PNG_PROVENANCE_KEY',
@@ -140,6 +141,10 @@ def load_credited_image(path,       # image file in a folder that may hold a cre
     "Load an image file as RGB, with its credit in `image.info['tglcourse_credit']`."
     return attach_credit(load_image_pil(path, size=size), find_credit(path))
 
+def _url_file_name(url: str) -> str:
+    "The last segment of a URL's path, which `credit_of` uses as the file name of a downloaded image."
+    return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
 def credit_of(image) -> ImageCredit:  # a path, an http(s) URL, or a PIL image
     "Return the credit of an image: read from its folder's table, attached to it, or one with no licence."
     if isinstance(image, Image.Image):
@@ -149,8 +154,7 @@ def credit_of(image) -> ImageCredit:  # a path, an http(s) URL, or a PIL image
         opened_from = getattr(image, "filename", "")  # set by Image.open, lost when the image is transformed
         return find_credit(opened_from) if opened_from and Path(opened_from).is_file() else ImageCredit(file="")
     if isinstance(image, str) and "://" in image:
-        name = image.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        return ImageCredit(file=name, source=image)
+        return ImageCredit(file=_url_file_name(image), source=image)
     if isinstance(image, (str, os.PathLike)):
         return find_credit(image)
     return ImageCredit(file="")  # arrays and tensors carry no credit
@@ -159,7 +163,11 @@ def credit_of(image) -> ImageCredit:  # a path, an http(s) URL, or a PIL image
 class MissingLicenseWarning(UserWarning):
     "An input image has no recorded licence."
 
-_warned_about: set = set()  # (file name, sha256) of the images already warned about in this process
+_warned_about: set = set()  # (file name, sha256, source URL or "") of the images already warned about in this process
+
+def _is_url_credit(credit: ImageCredit) -> bool:
+    "True for a credit that `credit_of` made for a URL: the URL as its source, named after it, and no file digest."
+    return "://" in credit.source and not credit.sha256 and credit.file == _url_file_name(credit.source)
 
 def warn_if_unlicensed(credit: ImageCredit,
                        role: str = "input",  # what the image is used as, e.g. 'content' or 'style'
@@ -167,12 +175,20 @@ def warn_if_unlicensed(credit: ImageCredit,
     "Warn, once per image, when `credit` records no licence; return True when the licence is unknown."
     if credit.has_license:
         return False
-    key = (credit.file, credit.sha256)
+    from_url = _is_url_credit(credit)
+    key = (credit.file, credit.sha256, credit.source if from_url else "")  # URLs with the same last segment differ
     anonymous = not (credit.file or credit.sha256)  # no name or digest distinguishes such images, so each one warns
     if key in _warned_about and not anonymous:
         return True
     _warned_about.add(key)
-    if credit.file:
+    if from_url:
+        # A URL has no folder for a credits.csv, and its last segment (e.g. 'download') may not name the image.
+        instructions = (f"download it into a folder, add a row for the file to {CREDITS_FILE_NAME} there "
+                        f"(columns: {','.join(CREDIT_COLUMNS)}) and pass the file's path instead of the URL. "
+                        "In Python, you can also load it with load_image(url) and attach a credit with "
+                        "attach_credit(image, ImageCredit(file=..., source=url, license=...))")
+        name = credit.source
+    elif credit.file:
         instructions = (f"add a row for {credit.file} to {CREDITS_FILE_NAME} in the image's folder "
                f"(columns: {','.join(CREDIT_COLUMNS)}), or attach one with attach_credit(image, ImageCredit(...))")
         name = credit.file
@@ -233,6 +249,11 @@ class Provenance:
             raise ProvenanceFormatError(f"not a tglcourse provenance record: invalid JSON ({e})") from None
         if not isinstance(record, dict) or not str(record.get("schema", "")).startswith("tglcourse-provenance/"):
             raise ProvenanceFormatError("not a tglcourse provenance record: no 'schema' field naming tglcourse-provenance")
+        if record["schema"] != PROVENANCE_SCHEMA:
+            # Fields of another version may mean something else, so reading them as this version could mislabel them.
+            raise ProvenanceFormatError(
+                f"unsupported tglcourse provenance record version {record['schema']!r}: tglcourse {__version__} "
+                f"reads only {PROVENANCE_SCHEMA!r}. A newer version of tglcourse may read it")
         sources = record.get("sources", {})
         if not isinstance(sources, dict) or not all(isinstance(c, dict) for c in sources.values()):
             raise ProvenanceFormatError("tglcourse provenance record: 'sources' must map roles to credit objects")
@@ -371,20 +392,71 @@ def _xmp_record(xmp) -> str | None:
     element = root.find(f".//{{{XMP_NAMESPACE}}}provenance")
     return element.text if element is not None else None
 
-def _embedded_record(image: Image.Image) -> str | None:
-    "The provenance JSON stored in an open image's metadata, whatever its format, or None."
-    text_chunks = getattr(image, "text", None) or {}  # PNG text chunks, including those after the pixel data
-    if PNG_PROVENANCE_KEY in text_chunks:
-        return text_chunks[PNG_PROVENANCE_KEY]
-    if image.info.get("xmp"):
-        return _xmp_record(image.info["xmp"])
-    comment = image.info.get("comment")
+def _record_in_info(info: dict) -> str | None:
+    "The provenance JSON in an image's `info` metadata, whatever its format, or None."
+    if PNG_PROVENANCE_KEY in info:  # a PNG text chunk before the pixel data, which Image.open reads
+        return info[PNG_PROVENANCE_KEY]
+    if info.get("xmp"):
+        return _xmp_record(info["xmp"])
+    comment = info.get("comment")
     if isinstance(comment, bytes) and PROVENANCE_SCHEMA.split("/")[0].encode() in comment:
         return comment.decode("utf-8", "replace")
     return None
 
+def _embedded_record(image: Image.Image) -> str | None:
+    "The provenance JSON stored in an open image's metadata, whatever its format, or None."
+    record = _record_in_info(image.info)
+    if record is None and isinstance(image, PngImagePlugin.PngImageFile):
+        # Pillow reaches text chunks after the pixel data only by decoding the pixels. The caller opened this
+        # image, so the caller's Pillow pixel limit applies.
+        record = image.text.get(PNG_PROVENANCE_KEY)
+    return record
+
+def _open_metadata(path) -> Image.Image:
+    """Open an image file without Pillow's pixel-count check. Reading metadata decodes no pixels, so the check is not needed.
+
+    NOTE: for a WebP file, libwebp allocates the canvas (4 bytes a pixel) when Pillow opens it. The memory stays
+    untouched, but libwebp rejects canvases past its allocation cap (a 1,000,000-pixel square fails with Pillow 13),
+    and such a file then reads as unreadable.
+    """
+    with _pillow_limit_lock:  # Pillow's limit is global, so tglcourse changes it only under this lock
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+_PNG_SIGNATURE_BYTES = 8
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+def _png_text_record(path) -> str | None:
+    """Find the provenance JSON in a PNG's text chunks, including those after the pixel data, or return None.
+
+    Pillow reads the chunks after the pixel data only while decoding the pixels, so this walks the chunks itself and
+    seeks over all but the text chunks. Pillow's `PngStream` (Pillow 13) decodes each text chunk, within its MAX_TEXT_CHUNK and MAX_TEXT_MEMORY limits.
+    Like Pillow after the pixel data, this stops at a damaged chunk header and does not check CRCs.
+    """
+    with open(path, "rb") as f:
+        f.seek(_PNG_SIGNATURE_BYTES)
+        stream = PngImagePlugin.PngStream(f)
+        while True:
+            try:
+                chunk_type, position, length = stream.read()
+            except (struct.error, SyntaxError):  # the file ends, or the next chunk header is damaged
+                break
+            if chunk_type == b"IEND":
+                break
+            if chunk_type in _PNG_TEXT_CHUNKS:
+                stream.call(chunk_type, position, length)
+            f.seek(position + length + 4)  # past the chunk's data and its 4-byte CRC
+    return stream.im_text.get(PNG_PROVENANCE_KEY)
+
 def read_provenance(image) -> Provenance | None:  # path of an image file, or an open PIL image
-    "Read the provenance record embedded in an image; None when it holds none."
+    """Read the provenance record embedded in an image; return None when it contains none.
+
+    From a file, only the metadata is read and no pixels are decoded, so no pixel limit applies.
+    """
     if isinstance(image, Image.Image):
         record = _embedded_record(image)
         return Provenance.from_json(record) if record is not None else None
@@ -394,12 +466,15 @@ def read_provenance(image) -> Provenance | None:  # path of an image file, or an
     if not path.is_file():
         raise UnreadableImageError(image, "not a regular file")
     try:
-        with Image.open(path) as opened:
-            record = _embedded_record(opened)
+        with _open_metadata(path) as opened:
+            record = _record_in_info(opened.info)
+            is_png = isinstance(opened, PngImagePlugin.PngImageFile)
+        if record is None and is_png:
+            record = _png_text_record(path)
         return Provenance.from_json(record) if record is not None else None
     except ProvenanceFormatError as e:
         raise ProvenanceFormatError(f"{image}: {e}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, EOFError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError) as e:
         # Pillow raises ValueError for oversized text chunks, and the others for files it cannot parse.
         raise UnreadableImageError(image, f"not a readable image ({e})") from None
 
