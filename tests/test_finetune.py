@@ -207,6 +207,28 @@ def test_cli_rejects_seed_out_of_range(tmp_path, value, capsys):
     assert f"argument --seed: expected a whole number from 0 to 4294967295, got '{value}'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["1025", "5000", "100000"])
+def test_cli_rejects_size_above_maximum(tmp_path, monkeypatch, value, capsys):
+    """A size such as 5000 for 500 would fill memory, or overflow the pixel limit, long after the command started."""
+    photos = write_photo_folder(tmp_path / "photos", per_class=2)
+    forbid(monkeypatch, "make_loaders", "efficientnet_lite0")
+    assert finetune.cli_finetune([str(photos), "--size", value, "-o", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert (f"tglcourse finetune: error: argument --size: {value} is above the maximum image size of 1024 pixels; "
+            f"choose a smaller --size, such as the default 128") in err
+    assert "TGLCOURSE_MAX_IMAGE_PIXELS" not in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_size_maximum_is_accepted(tmp_path, monkeypatch):
+    parser = finetune._finetune_parser()
+    assert parser.parse_args([str(tmp_path), "--size", "1024"]).size == 1024
+    assert "at most 1024" in parser.format_help()
+    # The check reads MAX_IMAGE_SIZE when it runs, so raising the constant allows larger sizes.
+    monkeypatch.setattr(finetune, "MAX_IMAGE_SIZE", 2048)
+    assert parser.parse_args([str(tmp_path), "--size", "2000"]).size == 2000
+
+
 def test_cli_trains_with_largest_seed(tmp_path, capsys):
     photos = write_photo_folder(tmp_path / "photos", per_class=3)
     output = tmp_path / "m.pt"
@@ -313,6 +335,12 @@ def test_cli_valid_fraction_zero_turns_validation_off(tmp_path, capsys):
     final = out.strip().splitlines()[-1]
     assert final == ("validation accuracy not measured: --valid-fraction 0 turned validation off; "
                      f"model saved to {tmp_path / 'm.pt'}")
+    # The epoch lines print "no validation" in place of a NaN validation loss and accuracy.
+    epoch_lines = [line for line in out.splitlines() if ": epoch " in line]
+    assert len(epoch_lines) == 2
+    for line, phase in zip(epoch_lines, ("head only", "whole network")):
+        assert re.fullmatch(rf"{phase}: epoch 1/1  train loss \d+\.\d{{3}}  no validation  \(\d+\.\d s\)", line), line
+        assert "nan" not in line, line
 
 
 def test_cli_counts_in_singular(tmp_path, capsys):

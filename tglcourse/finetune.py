@@ -30,7 +30,7 @@ from .utils import (IMAGE_EXTENSIONS, UnreadableImageError, get_device, image_gr
                              load_images_from_folder, non_negative_int, notebook_shell, positive_int, torch_load_failure)
 
 # %% auto #0
-__all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
+__all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MAX_IMAGE_SIZE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
            'make_digits_dataset', 'ClassFolderError', 'LabelledImages', 'read_class_folders', 'split_by_fraction',
            'ClassLayout', 'check_class_layout', 'read_image_folders', 'train_transform', 'eval_transform',
            'ImageListDataset', 'ImageLoaders', 'make_loaders', 'TransferClassifier', 'reset_weights', 'make_classifier',
@@ -288,8 +288,22 @@ class ImageLoaders:
 # %% ../nbs/64_finetuning.ipynb #6147baa5
 CACHE_SCALE = 1.25  # images are kept with their shorter side at this multiple of the training size, so crops keep detail
 
+# Largest image side, in pixels, that make_loaders, make_classifier and `tglcourse finetune --size` accept. It is a
+# guard against typing mistakes (5000 for 500), not a measured capacity: the memory for the cached images and for
+# each batch grows with the square of the size. The checks read it when they run, so assigning a larger
+# value to tglcourse.finetune.MAX_IMAGE_SIZE allows larger images.
+MAX_IMAGE_SIZE = 1024
+
+def _check_image_size(name: str, value) -> None:
+    "Raise ValueError unless `value` is an int from 1 to MAX_IMAGE_SIZE."
+    if not (isinstance(value, int) and value > 0):
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if value > MAX_IMAGE_SIZE:
+        raise ValueError(f"{name}: {value} pixels is above the maximum image size of {MAX_IMAGE_SIZE} "
+                         f"(tglcourse.finetune.MAX_IMAGE_SIZE); choose a smaller size, such as 128")
+
 def make_loaders(root: str | Path,             # root/<class>/<image>, or root/train/<class>/... and root/valid/<class>/...
-                 size: int = 128,             # side of the square images fed to the network, in pixels
+                 size: int = 128,             # side of the square images fed to the network, in pixels, at most MAX_IMAGE_SIZE
                  batch_size: int = 16,
                  valid_fraction: float = 0.2,  # held back from each class when root has no train/ and valid/ folders
                  seed: int = 0,               # fixes the split and the order of the training batches
@@ -297,9 +311,9 @@ def make_loaders(root: str | Path,             # root/<class>/<image>, or root/t
                  num_workers: int = 0,        # DataLoader worker processes; the images are in memory, so 0 is usually fastest
                  ) -> ImageLoaders:
     "Read a folder of class folders into a shuffled, augmented training loader and a plain validation loader."
-    for name, value in (("size", size), ("batch_size", batch_size)):
-        if not (isinstance(value, int) and value > 0):
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    _check_image_size("size", size)  # before any image is read, because the images are kept at about this size
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     train, valid = read_image_folders(root, size=round(size * CACHE_SCALE), valid_fraction=valid_fraction, seed=seed)
     train_dl = DataLoader(ImageListDataset(train, train_transform(size, flip)), batch_size=batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(seed), num_workers=num_workers,
@@ -338,7 +352,7 @@ def make_classifier(backbone: Backbone,        # the pretrained network, which i
                     classes: list,             # class names, in label order
                     pretrained: bool = True,   # False re-initialises every layer: the same network, untrained
                     dropout: float = 0.2,
-                    image_size: int | None = None,
+                    image_size: int | None = None,  # the training image size, at most MAX_IMAGE_SIZE; None if unknown
                     seed: int = 0,             # initialises the new head (and, with pretrained=False, the body)
                     ) -> TransferClassifier:
     "Build a trainable classifier for `classes` from a copy of `backbone`."
@@ -346,6 +360,8 @@ def make_classifier(backbone: Backbone,        # the pretrained network, which i
         raise TypeError(f"backbone: expected a tglcourse.backbones.Backbone (see load_backbone), got {type(backbone).__name__}")
     if len(classes) < 2:
         raise ValueError(f"classes: a classifier needs at least 2 classes, got {list(classes)}")
+    if image_size is not None:
+        _check_image_size("image_size", image_size)
     with torch.random.fork_rng(devices=[]):  # seed the new weights without disturbing the caller's random state
         torch.manual_seed(seed)
         body = copy.deepcopy(backbone).requires_grad_(True)
@@ -399,9 +415,15 @@ class EpochRecord:
     phase: str
     epoch: int          # counted from 1 within the phase
     train_loss: float   # mean training loss of the epoch's batches
-    valid_loss: float
-    accuracy: float     # on the validation images, after the epoch
+    valid_loss: float   # mean loss on the validation images, after the epoch; NaN without validation images
+    accuracy: float     # on the validation images, after the epoch; NaN without validation images
     seconds: float      # training and validation time
+
+    @property
+    def validated(self) -> bool:
+        "True when the epoch ended with an evaluation on validation images."
+        # train_epochs raises on a NaN validation loss when there are validation images, so NaN means none.
+        return not math.isnan(self.valid_loss)
 
 @dataclass
 class TrainingHistory:
@@ -428,8 +450,12 @@ def _progress_bar(total: int, description: str, quiet: bool):
     return tqdm(total=total, desc=description, leave=False)
 
 def _report(record: EpochRecord, epochs: int, bar):
-    line = (f"{record.phase}: epoch {record.epoch}/{epochs}  train loss {record.train_loss:.3f}  "
-            f"valid loss {record.valid_loss:.3f}  accuracy {record.accuracy:.3f}  ({record.seconds:.1f} s)")
+    if record.validated:
+        validation = f"valid loss {record.valid_loss:.3f}  accuracy {record.accuracy:.3f}"
+    else:
+        validation = "no validation"
+    line = (f"{record.phase}: epoch {record.epoch}/{epochs}  train loss {record.train_loss:.3f}  {validation}  "
+            f"({record.seconds:.1f} s)")
     if bar is not None:
         bar.write(line)
     else:
@@ -532,7 +558,7 @@ def discriminative_lrs(lr: float,           # learning rate of the last group, t
 
 # %% ../nbs/64_finetuning.ipynb #478a0fbf
 def plot_losses(history: TrainingHistory, ax=None):
-    "Plot the training loss of every batch, phase after phase, and the validation loss after each epoch; return the figure."
+    "Plot the training loss of every batch, phase after phase, and the validation loss after each validated epoch; return the figure."
     import matplotlib.pyplot as plt
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -546,7 +572,10 @@ def plot_losses(history: TrainingHistory, ax=None):
         if records:
             batches_per_epoch = len(losses) / len(records)
             epoch_ends = start + batches_per_epoch * np.arange(1, len(records) + 1) - 1
-            ax.plot(epoch_ends, [r.valid_loss for r in records], "o--", color=colour, label=f"{phase}: validation")
+            validated = [(end, r.valid_loss) for end, r in zip(epoch_ends, records) if r.validated]
+            if validated:  # without validation images there is no validation loss to draw
+                ends, valid_losses = zip(*validated)
+                ax.plot(ends, valid_losses, "o--", color=colour, label=f"{phase}: validation")
         if start:
             ax.axvline(start - 0.5, color="grey", linewidth=1, linestyle=":")
         start += len(losses)
@@ -724,8 +753,10 @@ def load_classifier(path: str | Path) -> TransferClassifier:
     if payload["backbone"] != "efficientnet_lite0":
         # NOTE: only EfficientNet-Lite0 can be rebuilt; fine-tuning uses no other backbone yet.
         raise ValueError(f"{path}: backbone {payload['backbone']!r} cannot be rebuilt; only 'efficientnet_lite0' can")
-    model = make_classifier(efficientnet_lite0(), payload["classes"], dropout=payload["dropout"],
-                            image_size=payload["image_size"])
+    # The image size is set after building, so that a file saved with a size above MAX_IMAGE_SIZE, before the
+    # maximum existed or after raising it, still loads: prediction reads only the images it is given.
+    model = make_classifier(efficientnet_lite0(), payload["classes"], dropout=payload["dropout"])
+    model.image_size = payload["image_size"]
     model.load_state_dict(payload["state_dict"])
     return model.eval()
 
@@ -772,6 +803,13 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {_MAX_SEED}, got {text!r}")
     return value
 
+def _image_size(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"{value} is above the maximum image size of {MAX_IMAGE_SIZE} pixels; "
+                                         f"choose a smaller --size, such as the default 128")
+    return value
+
 def _finetune_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tglcourse finetune",
@@ -785,8 +823,9 @@ def _finetune_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=_positive_float, default=5e-4,
                         help="maximum learning rate of the head while the whole network trains, a positive number "
                              "(default 0.0005)")
-    parser.add_argument("--size", type=positive_int, default=128,
-                        help="side of the square images fed to the network, in pixels (default 128)")
+    parser.add_argument("--size", type=_image_size, default=128,
+                        help=f"side of the square images fed to the network, in pixels, at most {MAX_IMAGE_SIZE} "
+                             f"(default 128)")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="images per batch (default 16)")
     parser.add_argument("--valid-fraction", type=_fraction, default=0.2,
                         help="share of each class held back for validation when FOLDER has no train/ and valid/; "
