@@ -21,6 +21,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
