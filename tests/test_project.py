@@ -73,3 +73,19 @@ def test_failed_lesson_leaves_no_empty_run_folder(tmp_path):
     assert "error: the notebook failed" in failed.stderr
     assert "this cell fails" in failed.stderr
     assert sorted(p.name for p in output.iterdir()) == ["earlier-run"]
+
+
+def test_library_has_no_undefined_names():
+    """Find names the exported modules use but never define or import.
+
+    A notebook's hidden test cells can import a module that its exported cells forget, so the notebook's tests
+    pass while the library fails at run time. pyflakes reads the exported files as they are.
+    """
+    from pyflakes.api import checkPath
+    from pyflakes.reporter import Reporter
+    import io
+    messages = io.StringIO()
+    for module in sorted((ROOT / "tglcourse").glob("*.py")):
+        checkPath(str(module), Reporter(messages, messages))
+    undefined = [line for line in messages.getvalue().splitlines() if "undefined name" in line]
+    assert undefined == []
