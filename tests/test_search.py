@@ -404,10 +404,10 @@ def test_ctrl_c_during_index_command(tmp_path, backbone):
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == ("tglcourse index: interrupted (Ctrl-C). The images embedded so far are "
                                                "saved in the index. Run the same command again to finish it.")
-    kept = count_rows(index_path)
-    assert 4 <= kept < 20
+    kept_rows = count_rows(index_path)
+    assert 4 <= kept_rows < 20
     index = ImageIndex(folder, backbone=backbone, index_path=index_path)
-    assert len(index.update(quiet=True).embedded) == 20 - kept
+    assert len(index.update(quiet=True).embedded) == 20 - kept_rows
     assert len(index) == 20
     index.close()
 
@@ -609,10 +609,10 @@ def test_index_command_no_readable_image(tmp_path):
     assert done.stderr.startswith(f"tglcourse index: error: {folder}: none of its 2 files could be read as an image "
                                   "(data.json: not an image")
     assert "notes.txt: not an image" in done.stderr
-    asked = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", folder)
-    assert asked.returncode == 1
-    assert "contains no images" in asked.stderr
-    assert "lists the files it cannot read" in asked.stderr
+    search_run = run_tglcourse("search", IMAGES / "chelsea.jpg", "--folder", folder)
+    assert search_run.returncode == 1
+    assert "contains no images" in search_run.stderr
+    assert "lists the files it cannot read" in search_run.stderr
 
 
 def test_search_warns_of_deleted_match(tmp_path):

@@ -369,11 +369,11 @@ def _state_dict_problem(model: nn.Module, state) -> str | None:
         verb = "is" if len(missing) == 1 else "are"
         problems.append(f"{len(missing)} of the {len(expected)} tensors {verb} missing (the first is {missing[0]})")
     if unexpected:
-        what = "entry is" if len(unexpected) == 1 else "entries are"
-        problems.append(f"{len(unexpected)} {what} not VGG16's (the first is {unexpected[0]})")
+        subject = "entry is" if len(unexpected) == 1 else "entries are"
+        problems.append(f"{len(unexpected)} {subject} not VGG16's (the first is {unexpected[0]})")
     if misshapen:
-        k, what = misshapen[0], "tensor has" if len(misshapen) == 1 else "tensors have"
-        problems.append(f"{len(misshapen)} {what} the wrong shape (the first is {k}: "
+        k, subject = misshapen[0], "tensor has" if len(misshapen) == 1 else "tensors have"
+        problems.append(f"{len(misshapen)} {subject} the wrong shape (the first is {k}: "
                         f"{tuple(getattr(state[k], 'shape', ()))} where VGG16 has {tuple(expected[k].shape)})")
     return ", ".join(problems) if problems else None
 

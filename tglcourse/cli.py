@@ -12,7 +12,7 @@ import warnings
 from . import __version__
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'INTERRUPT_NOTES', 'usage', 'main']
+__all__ = ['SUBCOMMANDS', 'INTERRUPT_NOTES', 'usage', 'warning_printer', 'main']
 
 # %% ../nbs/09_cli.ipynb #23d299a3
 SUBCOMMANDS = {  # name -> (module, function, one-line help)
@@ -33,12 +33,12 @@ def usage() -> str:
     return "\n".join(lines)
 
 # What a user should know when Ctrl-C stops a subcommand, beyond the fact that it stopped.
-# stylize and finetune catch Ctrl-C themselves and say what they kept.
+# stylize and finetune catch Ctrl-C themselves and report what they kept.
 INTERRUPT_NOTES = {
     "index": "The images embedded so far are saved in the index. Run the same command again to finish it.",
 }
 
-def _warning_printer(name: str):
+def warning_printer(name: str):
     "Return a warnings.showwarning replacement that prints one line per warning, as the command's errors are."
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"tglcourse {name}: warning: {message}", file=sys.stderr, flush=True)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, function, _ = SUBCOMMANDS[name]
     with warnings.catch_warnings():
-        warnings.showwarning = _warning_printer(name)  # Python's default adds the file name and a source line
+        warnings.showwarning = warning_printer(name)  # Python's default adds the file name and a source line
         try:
             return int(getattr(importlib.import_module(module), function)(rest) or 0)
         except KeyboardInterrupt:

@@ -27,7 +27,9 @@ from torchvision.transforms import v2
 
 from .backbones import Backbone, efficientnet_lite0
 from .utils import (IMAGE_EXTENSIONS, UnreadableImageError, get_device, image_grid, in_test, load_image,
-                             load_images_from_folder, non_negative_int, notebook_shell, positive_int, torch_load_failure)
+                             load_images_from_folder, non_negative_int, notebook_shell, parse_number_argument,
+                             positive_int, torch_load_failure)
+from .cli import warning_printer
 
 # %% auto #0
 __all__ = ['DIGITS_CREDIT', 'SPLIT_FOLDER_NAMES', 'CACHE_SCALE', 'MAX_IMAGE_SIZE', 'MODEL_FORMAT', 'DatasetFolderExistsError',
@@ -777,31 +779,14 @@ def predict(model: TransferClassifier, images) -> list[tuple[str, float]]:
 _MAX_SEED = 2**32 - 1
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return parse_number_argument(text, float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number such as 0.001, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number such as 0.001, got {text!r}")
-    return value
+    return parse_number_argument(text, float, lambda value: math.isfinite(value) and value > 0,
+                                 "a positive finite number such as 0.001")
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {_MAX_SEED}, got {text!r}") from None
-    if not 0 <= value <= _MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {_MAX_SEED}, got {text!r}")
-    return value
+    return parse_number_argument(text, int, lambda value: 0 <= value <= _MAX_SEED, f"a whole number from 0 to {_MAX_SEED}")
 
 def _image_size(text: str) -> int:
     value = positive_int(text)
@@ -842,9 +827,6 @@ def _finetune_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/64_finetuning.ipynb #99d5d9d7
-def _print_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"tglcourse finetune: warning: {message}", file=sys.stderr, flush=True)
-
 def _output_problem(output: Path, overwrite: bool) -> str | None:
     "Return why the model cannot be saved to `output`, or None. `save_classifier` creates missing parent folders."
     if output.is_dir():
@@ -896,7 +878,7 @@ def cli_finetune(argv: list[str]) -> int:
     # Warnings print without Python's file name and source line, and also with --quiet, because they report
     # ignored and skipped files.
     with warnings.catch_warnings():
-        warnings.showwarning = _print_warning
+        warnings.showwarning = warning_printer("finetune")
         try:
             history, n_valid = _run_finetune(args, output)
         except (OSError, ValueError, FloatingPointError) as e:

@@ -294,8 +294,8 @@ def _open_index_connection(path: Path) -> tuple[sqlite3.Connection, bool]:
             connection.close()
         if path.is_file() and not os.access(path.parent, os.W_OK):
             # WAL mode needs a -shm file beside the index, which a read-only folder cannot hold. immutable=1 reads
-            # without one. NOTE: it assumes that nobody changes the file while it is open; another user who may
-            # write in the folder could make reads fail or return stale results.
+            # without one. NOTE: immutable=1 assumes that no other process changes the file while it is open. Another
+            # user with write permission in the folder could make reads fail or return stale results.
             uri = f"{path.resolve().as_uri()}?immutable=1"
             return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None), True
         raise IndexFileError(f"{path}: cannot open or create the index file ({e}). If its folder is read-only, keep the "
@@ -537,8 +537,8 @@ def _apply_cheap_changes(self: ImageIndex, files, hashes, to_embed, report: Upda
         if whole_folder:
             con.execute("DELETE FROM skipped")  # every skipped file is tried again in this update
         else:
-            given = set(files) | {key for key, _ in report.skipped}
-            con.executemany("DELETE FROM skipped WHERE path = ?", [(key,) for key in sorted(given)])
+            added_keys = set(files) | {key for key, _ in report.skipped}
+            con.executemany("DELETE FROM skipped WHERE path = ?", [(key,) for key in sorted(added_keys)])
         con.executemany("INSERT INTO skipped VALUES (?, ?, ?)", [(key, reason, now) for key, reason in report.skipped])
     self._cache = None
 
@@ -731,8 +731,8 @@ def _search(self: ImageIndex,
     results = self.search_embedding(self.embed_query(query), k, method)
     missing = [path.name for path, _ in results if not path.exists()]
     if missing:
-        what = "1 match no longer exists" if len(missing) == 1 else f"{len(missing)} matches no longer exist"
-        warnings.warn(f"{what} in {self.folder} ({', '.join(missing)}): run `tglcourse index FOLDER`, or call "
+        summary = "1 match no longer exists" if len(missing) == 1 else f"{len(missing)} matches no longer exist"
+        warnings.warn(f"{summary} in {self.folder} ({', '.join(missing)}): run `tglcourse index FOLDER`, or call "
                       f"update() in Python, to refresh the index", stacklevel=2)
     return results
 

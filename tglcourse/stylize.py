@@ -30,6 +30,7 @@ from .generation_utils import VincentStyleLossToTarget, calc_vgg_features, resiz
 from .provenance import ImageCredit, Provenance, attach_credit, credit_of, save_with_provenance, warn_if_unlicensed
 from .utils import IMAGE_EXTENSIONS, UnreadableImageError, get_device, load_image, load_image_pil
 from .utils import pil_to_tensor, tensor_to_pil
+from .cli import warning_printer
 
 # %% auto #0
 __all__ = ['STYLE_LOSSES', 'LESSON_STYLE_LAYERS', 'MAX_SIZE', 'default_scales', 'zero_feature_loss', 'NormalisedStyleLoss',
@@ -559,9 +560,6 @@ def _check_output(path: str, overwrite: bool, label: str, suffixes: set[str]) ->
     return None
 
 # %% ../nbs/63_stylize.ipynb #eccf2c01
-def _print_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"tglcourse stylize: warning: {message}", file=sys.stderr, flush=True)
-
 def _run_stylize_command(args) -> int:
     backbone = load_backbone(args.backbone, quiet=args.quiet)
     total = args.steps * len(args.scales or default_scales(args.size))
@@ -598,7 +596,7 @@ def cli_stylize(argv: list[str]) -> int:
             print(f"tglcourse stylize: error: {problem}", file=sys.stderr)
         return 2
     with warnings.catch_warnings():
-        warnings.showwarning = _print_warning
+        warnings.showwarning = warning_printer("stylize")
         try:
             return _run_stylize_command(args)
         except (OSError, ValueError, WeightsUnavailableError, NonFiniteLossError) as e:

@@ -6,7 +6,8 @@
 __all__ = ['MAX_PIXELS_ENV', 'MAX_IMAGE_PIXELS', 'IMAGE_EXTENSIONS', 'METADATA_FILE_NAMES', 'UnreadableImageError',
            'ImageNotFoundError', 'ImageDownloadError', 'in_test', 'get_device', 'notebook_shell', 'file_sha256',
            'to_rgb', 'torch_load_failure', 'load_image_pil', 'pil_from_url', 'pil_to_tensor', 'tensor_to_pil',
-           'load_image', 'image_grid', 'load_images_from_folder', 'positive_int', 'non_negative_int']
+           'load_image', 'image_grid', 'load_images_from_folder', 'parse_number_argument', 'positive_int',
+           'non_negative_int']
 
 # %% ../nbs/00_utils.ipynb #231cdcf3
 import argparse
@@ -435,7 +436,7 @@ def _download(url, timeout, max_bytes, max_seconds=None) -> bytes:
             return _read_reply(response, url, max_bytes, max_seconds, started)
     except urllib.error.HTTPError as e:
         e.close()
-        # urllib's reason for a redirect loop spans several lines; its first line says what happened
+        # urllib's reason for a redirect loop spans several lines, and the first line states the cause.
         reason = (str(e.reason).strip().splitlines() or [""])[0]
         raise UnreadableImageError(url, f"the server responded with HTTP {e.code} {reason}".rstrip()) from None
     except urllib.error.URLError as e:
@@ -692,22 +693,20 @@ def load_images_from_folder(
     return images, skipped
 
 # %% ../nbs/00_utils.ipynb #c4c7b774
+def parse_number_argument(text: str, parse, accept, expected: str):
+    "Parse a command-line value with `parse` (int or float); raise argparse.ArgumentTypeError unless `accept(value)`."
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
 def positive_int(text: str) -> int:
     "Parse a command-line value that must be a whole number of at least 1 (an `argparse` type)."
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+    return parse_number_argument(text, int, lambda value: value >= 1, "a positive whole number")
 
 def non_negative_int(text: str) -> int:
     "Parse a command-line value that must be a whole number of at least 0 (an `argparse` type)."
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}")
-    return value
+    return parse_number_argument(text, int, lambda value: value >= 0, "0 or a positive whole number")

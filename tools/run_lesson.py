@@ -57,8 +57,8 @@ def main() -> int:
 
     from execnb.shell import CaptureShell  # imported late: it is a dev dependency, installed by tools/setup_env.sh
 
-    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
-    print(f"Running {shown} at full size; outputs go to {out_dir}", flush=True)
+    display_path = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+    print(f"Running {display_path} at full size; outputs go to {out_dir}", flush=True)
     start = time.time()
     executed = out_dir / source.name
     cwd = os.getcwd()
